@@ -1,0 +1,296 @@
+"""The command line: parse, call one library function, render. The only user of typer and rich."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from qa import __version__
+from qa.config import Settings
+from qa.errors import InputError, QAError
+from qa.indexer import IndexReport, build_index, index_status
+from qa.search import Answer, Answers, Hit, ask as ask_questions
+
+app = typer.Typer(
+    help="Ask questions about a folder of articles; get passages with exact citations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+IndexOpt = Annotated[
+    Path | None, typer.Option("--index", help="Index directory [env QA_INDEX; default index/].")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="sentence-transformers model name or path [env QA_MODEL; default: the index's "
+        "model, else the bundled all-MiniLM-L6-v2].",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
+
+
+@contextmanager
+def errors_to_exit() -> Iterator[None]:
+    """The one error boundary: expected errors become a message and exit code 1."""
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+    try:
+        yield
+    except QAError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: the index on disk is unchanged.")
+        raise typer.Exit(130) from None
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar on stderr, only when stderr is a terminal."""
+    if not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def note(message: str) -> None:
+    err.print(escape(message))
+
+
+@app.command()
+def index(
+    corpus: Annotated[
+        Path | None,
+        typer.Argument(help="Folder of .txt/.md/.jsonl articles, or a .jsonl collection "
+                       "[env QA_CORPUS; default: the index's corpus, else corpus/]."),
+    ] = None,
+    index_dir: IndexOpt = None,
+    model: ModelOpt = None,
+    rebuild: Annotated[bool, typer.Option(help="Re-embed every passage.")] = False,
+) -> None:
+    """Build or update the index; unchanged passages are never embedded again.
+
+    Example: qa index corpus/
+    """
+    with errors_to_exit(), progress_bar() as progress:
+        settings = Settings.resolve(corpus=corpus, index=index_dir, model=model)
+        report = build_index(settings, rebuild=rebuild, progress=progress)
+    render_report(report, settings)
+
+
+def render_report(report: IndexReport, settings: Settings) -> None:
+    if report.rebuilt:
+        note(f"Full rebuild: {report.rebuilt}.")
+    out.print(
+        f"Indexed {report.documents} documents from {report.files} files into "
+        f"{report.chunks} passages in {settings.index} ({report.seconds:.1f} s): "
+        f"embedded {report.embedded}, reused {report.reused}, removed {report.removed}."
+    )
+    if report.skipped:
+        note(f"Skipped {len(report.skipped)} unreadable file(s); see the warnings above.")
+
+
+@app.command()
+def ask(
+    question: Annotated[str | None, typer.Argument(help="The question, in quotes.")] = None,
+    k: Annotated[int, typer.Option("-k", "--top", min=1, help="How many passages.")] = 5,
+    as_json: JsonOpt = False,
+    questions: Annotated[
+        Path | None,
+        typer.Option(
+            "--questions",
+            help="File of questions, one a line (plain text or JSON with \"question\" and an "
+            "optional \"id\"); prints one JSON object a line.",
+        ),
+    ] = None,
+    no_update: Annotated[
+        bool, typer.Option("--no-update", help="Use the index as it is, even if the corpus changed.")
+    ] = False,
+    corpus: Annotated[
+        Path | None, typer.Option("--corpus", help="Corpus to index when the index is missing.")
+    ] = None,
+    index_dir: IndexOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Answer a question with the best passages and their citations.
+
+    Example: qa ask "How much is JD.com paying for its stake in Farfetch?"
+    """
+    if (question is None) == (questions is None):
+        raise typer.BadParameter("give a QUESTION or --questions FILE (one of the two).")
+    with errors_to_exit(), progress_bar() as progress:
+        settings = Settings.resolve(corpus=corpus, index=index_dir, model=model)
+        texts, ids = read_questions(questions) if questions else ([question or ""], None)
+        result = ask_questions(
+            settings, texts, k=k, ids=ids, update=not no_update, notify=note, progress=progress
+        )
+    if questions:
+        for answer in result.answers:
+            sys.stdout.write(json.dumps(answer_json(answer), ensure_ascii=False) + "\n")
+    elif as_json:
+        sys.stdout.write(json.dumps(answer_json(result.answers[0]), ensure_ascii=False) + "\n")
+    else:
+        render_answer(result, result.answers[0])
+
+
+def read_questions(path: Path) -> tuple[list[str], list[str | None]]:
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"Cannot read questions file {path}: {exc}") from None
+    texts: list[str] = []
+    ids: list[str | None] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                record = json.loads(line)
+                text = record["question"]
+            except (ValueError, KeyError, TypeError):
+                raise InputError(
+                    f"{path}:{number}: expected a JSON object with a \"question\" field."
+                ) from None
+            texts.append(str(text))
+            ids.append(None if record.get("id") is None else str(record["id"]))
+        else:
+            texts.append(line.strip())
+            ids.append(None)
+    if not texts:
+        raise InputError(f"Questions file {path} has no questions.")
+    return texts, ids
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    c = hit.chunk
+    return {
+        "rank": hit.rank,
+        "score": round(hit.score, 6),
+        "source": c.source,
+        "doc_id": c.doc_id,
+        "title": c.title,
+        "paragraph": c.paragraph,
+        "start": c.start,
+        "end": c.end,
+        "line_start": c.line_start,
+        "line_end": c.line_end,
+        "text": c.text,
+        "highlight": {"start": hit.highlight[0], "end": hit.highlight[1]},
+    }
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    body: dict[str, Any] = {"question": answer.question}
+    if answer.id is not None:
+        body = {"id": answer.id, **body}
+    body["results"] = [hit_json(hit) for hit in answer.hits]
+    return body
+
+
+def display_path(root: Path, source: str) -> str:
+    path = root / source if root.is_dir() else root
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def citation(root: Path, hit: Hit) -> str:
+    c = hit.chunk
+    where = display_path(root, c.source)
+    if c.doc_id is not None:
+        where += f" [{c.doc_id}]"
+    where += f" ¶{c.paragraph}" + (f" part {c.part}" if c.part else "")
+    if c.line_start is not None:
+        where += f", lines {c.line_start}–{c.line_end}"
+    return f"{where}, chars {c.start}–{c.end}"
+
+
+def render_answer(result: Answers, answer: Answer) -> None:
+    for hit in answer.hits:
+        c = hit.chunk
+        heading = Text.assemble((f"{hit.rank}. ", "bold"), (f"{hit.score:.3f}  ", "cyan"))
+        if c.title:
+            out.print(heading + Text(c.title, style="bold"))
+            out.print(Padding(Text(citation(result.corpus, hit), style="dim"), (0, 0, 0, 3), expand=False))
+        else:
+            out.print(heading + Text(citation(result.corpus, hit), style="bold"))
+        text = Text(c.text)
+        text.stylize("bold yellow", hit.highlight[0] - c.start, hit.highlight[1] - c.start)
+        out.print(Padding(text, (0, 0, 1, 3), expand=False))
+
+
+@app.command()
+def status(index_dir: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Show what is indexed, with which model, and whether the corpus changed since.
+
+    Example: qa status
+    """
+    with errors_to_exit():
+        settings = Settings.resolve(index=index_dir)
+        state = index_status(settings)
+    if as_json:
+        sys.stdout.write(json.dumps(state.as_json(), ensure_ascii=False) + "\n")
+        return
+    m = state.manifest
+    table = Table(show_header=False, box=None)
+    table.add_row("index", str(settings.index))
+    table.add_row("corpus", str(state.corpus))
+    table.add_row("model", f"{m.model} ({m.dim} dimensions)")
+    table.add_row("contents", f"{m.documents} documents, {m.chunks} passages, {len(m.files)} files")
+    table.add_row("chunking", f"≤ {m.chunking.max_tokens} tokens, fragments < "
+                  f"{m.chunking.min_words} words merged")
+    table.add_row("built", f"{m.created} (updated {m.updated}, qa {m.qa_version})")
+    table.add_row("state", "stale: " + state.changes.summary() if state.changes
+                  else state.problem or "current")
+    out.print(table)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        out.print(f"qa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True,
+                           help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Ask questions about a folder of articles; get passages with exact citations."""

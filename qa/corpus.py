@@ -1,0 +1,407 @@
+"""Documents and passages: reading a corpus and cutting it into citable chunks.
+
+Pure Python (no ML imports). Every offset is a Python ``str`` index into the document's decoded
+text: the file read as UTF-8 with any BOM removed and ``\\r\\n``/``\\r`` turned into ``\\n``
+(what ``Path.read_text(encoding="utf-8-sig")`` gives), or a JSONL document's ``text`` field.
+So ``text[chunk.start:chunk.end] == chunk.text`` always holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.errors import CorpusError
+
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = (".txt", ".md")
+JSONL_SUFFIX = ".jsonl"
+
+# Counts tokens (special tokens included) for each text, as the embedding model would.
+TokenCounter = Callable[[Sequence[str]], list[int]]
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str  # path relative to the corpus root, with forward slashes
+    doc_id: str | None  # the JSONL "_id"/"id"; None for plain files
+    title: str | None  # None when the document has no title we can trust
+    text: str
+    body_start: int = 0  # where paragraphs begin (after front matter)
+    title_end: int = 0  # the title line ends here when it is part of the text (else 0)
+    url: str | None = None
+    date: str | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One passage: the unit that is embedded, retrieved and cited."""
+
+    id: str  # citable: "notes/a.md#3", "notes/a.md#3.2" (part 2 of a split ¶), "c.jsonl:42#1"
+    source: str
+    doc_id: str | None
+    title: str | None
+    paragraph: int  # 1-based, counted as a reader counts blank-line separated paragraphs
+    part: int  # 0 when the paragraph is whole, else 1-based part of a split paragraph
+    start: int
+    end: int
+    line_start: int | None  # 1-based, inclusive; None for JSONL documents
+    line_end: int | None
+    text: str
+    sha256: str  # of embed_text(): the key under which its vector is cached
+
+    def embed_text(self) -> str:
+        return embed_text(self.title, self.text)
+
+
+@dataclass(frozen=True)
+class ChunkingParams:
+    """How documents become passages; part of the index fingerprint."""
+
+    max_tokens: int  # a passage, title included, never exceeds this (model's own tokenizer)
+    min_words: int = 8  # shorter paragraphs are fragments: merged forward, or dropped if trailing
+    version: int = 1  # bump when the rules below change
+
+
+def embed_text(title: str | None, text: str) -> str:
+    """What the embedder sees: the title as context, then the passage (BEIR's convention)."""
+    return f"{title} {text}" if title else text
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+class SkippedSource(Exception):
+    """A source file that cannot be read; the run warns and goes on."""
+
+
+def list_sources(root: Path) -> list[Path]:
+    """Every readable-looking source under root (or root itself, a JSONL collection), sorted.
+
+    A BEIR folder (``corpus.jsonl`` beside ``qrels/``) contributes only its ``corpus.jsonl``.
+    Hidden files and folders are ignored.
+    """
+    if not root.exists():
+        raise CorpusError(f"Corpus {root} does not exist: pass a folder of .txt/.md/.jsonl files.")
+    if root.is_file():
+        if root.suffix.lower() == JSONL_SUFFIX:
+            return [root]
+        raise CorpusError(
+            f"Corpus {root} is a file: pass the folder that holds it (or a .jsonl collection)."
+        )
+    if (root / "qrels").is_dir() and (root / "corpus.jsonl").is_file():
+        return [root / "corpus.jsonl"]
+    suffixes = (*TEXT_SUFFIXES, JSONL_SUFFIX)
+    found = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.suffix.lower() in suffixes and path.is_file():
+            found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def source_name(root: Path, path: Path) -> str:
+    return path.name if root.is_file() else path.relative_to(root).as_posix()
+
+
+def decode(data: bytes, source: str) -> str:
+    """Bytes to the text every offset refers to; SkippedSource if not UTF-8 text."""
+    if b"\x00" in data[:8192]:
+        raise SkippedSource(f"{source}: binary file, skipped")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SkippedSource(f"{source}: not valid UTF-8 (byte {exc.start}), skipped") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_documents(source: str, data: bytes) -> list[Document]:
+    """The documents in one source file's bytes."""
+    text = decode(data, source)
+    if source.lower().endswith(JSONL_SUFFIX):
+        return list(_jsonl_documents(source, text))
+    return [_text_document(source, text)]
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.S)
+_FRONT_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.M)
+_HEADING = re.compile(r"#{1,6}[ \t]+(.+?)[ \t#]*")
+
+
+def _text_document(source: str, text: str) -> Document:
+    body_start, title = 0, None
+    match = _FRONT_MATTER.match(text)
+    if match:
+        body_start = match.end()
+        found = _FRONT_TITLE.search(match.group(1))
+        if found:
+            title = found.group(1).strip().strip("'\"") or None
+    title_end = 0
+    paragraphs = paragraph_spans(text, body_start)
+    if paragraphs:
+        start, end = paragraphs[0]
+        first = text[start:end]
+        heading = _HEADING.fullmatch(first)
+        if heading:
+            title = title or heading.group(1)
+            title_end = end
+        elif "\n" not in first and len(first.split()) <= 12 and len(paragraphs) > 1:
+            # A short first line standing alone, like the titles of the SQuAD articles.
+            if not first.endswith((".", "!", "?", ":", ";", ",")):
+                title = title or first
+                title_end = end
+    return Document(source, None, title, text, body_start=body_start, title_end=title_end)
+
+
+def _jsonl_documents(source: str, text: str) -> Iterator[Document]:
+    seen: set[str] = set()
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            log.warning("%s:%d: not valid JSON (%s), line skipped", source, number, exc.msg)
+            continue
+        if not isinstance(record, dict):
+            log.warning("%s:%d: not a JSON object, line skipped", source, number)
+            continue
+        doc_id = record.get("_id", record.get("id"))
+        body = record.get("text")
+        if doc_id is None or not isinstance(body, str):
+            log.warning("%s:%d: needs an \"_id\" (or \"id\") and a \"text\", skipped", source, number)
+            continue
+        doc_id = str(doc_id)
+        if doc_id in seen:
+            log.warning("%s:%d: duplicate id %r, skipped", source, number, doc_id)
+            continue
+        seen.add(doc_id)
+        title = record.get("title")
+        yield Document(
+            source,
+            doc_id,
+            str(title).strip() or None if title else None,
+            body.replace("\r\n", "\n").replace("\r", "\n"),
+            url=_optional_str(record.get("url")),
+            date=_optional_str(record.get("date")),
+        )
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- spans -----------------------------------------------------------------------------------
+
+_BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
+# A sentence ends at . ! or ? (closing quotes/brackets included) before whitespace and a capital,
+# digit or opening quote.
+_SENTENCE_END = re.compile(r"([.!?]+)([\"'\u201d\u2019)\]]*)\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9])")
+_LAST_WORD = re.compile(r"([A-Za-z][A-Za-z.]*)$")
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st mt inc ltd co corp vs etc e.g i.e u.s u.k no nos fig figs al "
+    "jan feb mar apr jun jul aug sep sept oct nov dec approx dept est gen gov rev sgt capt col".split()
+)
+
+
+def _add_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if start < end:
+        spans.append((start, end))
+
+
+def paragraph_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Blank-line separated paragraphs of text[start:end], whitespace trimmed."""
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    pos = start
+    for match in _BLANK_LINES.finditer(text, start, end):
+        _add_trimmed(text, pos, match.start(), spans)
+        pos = match.end()
+    _add_trimmed(text, pos, end, spans)
+    return spans
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Sentences of text[start:end] (paragraph breaks always end one), whitespace trimmed."""
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    for p_start, p_end in paragraph_spans(text, start, end):
+        pos = p_start
+        for match in _SENTENCE_END.finditer(text, p_start, p_end):
+            if match.group(1) == "." and _is_abbreviation(text[pos : match.start()]):
+                continue
+            _add_trimmed(text, pos, match.end(2), spans)
+            pos = match.end()
+        _add_trimmed(text, pos, p_end, spans)
+    return spans
+
+
+def _is_abbreviation(before_dot: str) -> bool:
+    match = _LAST_WORD.search(before_dot)
+    if not match:
+        return False
+    word = match.group(1).lower()
+    return len(word) == 1 or word in _ABBREVIATIONS
+
+
+class LineIndex:
+    """1-based line numbers of offsets."""
+
+    def __init__(self, text: str) -> None:
+        self._starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+
+    def line(self, offset: int) -> int:
+        return bisect_right(self._starts, offset)
+
+
+# --- chunking --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Unit:
+    paragraph: int
+    start: int
+    end: int
+
+
+def _units(doc: Document, min_words: int) -> list[_Unit]:
+    """Paragraphs that stand as passages, with fragments (< min_words words) merged forward.
+
+    Fragments at the end of a document (a footer, a sign-off) are dropped, unless the document
+    has nothing else, in which case it is kept whole. The title line is never a passage of its
+    own: it reaches every passage as embedding context instead.
+    """
+    units: list[_Unit] = []
+    pending: list[tuple[int, int, int]] = []
+    paragraphs = paragraph_spans(doc.text, doc.body_start)
+    for number, (start, end) in enumerate(paragraphs, start=1):
+        if end == doc.title_end and number == 1:
+            continue
+        if len(doc.text[start:end].split()) < min_words:
+            pending.append((number, start, end))
+            continue
+        first = pending[0] if pending else (number, start, end)
+        units.append(_Unit(first[0], first[1], end))
+        pending = []
+    if not units and pending:
+        units.append(_Unit(pending[0][0], pending[0][1], pending[-1][2]))
+    return units
+
+
+def chunk_documents(
+    docs: Sequence[Document], params: ChunkingParams, count_tokens: TokenCounter
+) -> list[Chunk]:
+    """Cut documents into passages that fit the model, never silently truncated."""
+    planned = [(doc, unit) for doc in docs for unit in _units(doc, params.min_words)]
+    sizes = count_tokens([embed_text(d.title, d.text[u.start : u.end]) for d, u in planned])
+    lines = {id(doc): LineIndex(doc.text) for doc in docs if doc.doc_id is None}
+    chunks: list[Chunk] = []
+    for (doc, unit), size in zip(planned, sizes, strict=True):
+        if size <= params.max_tokens:
+            parts = [(unit.start, unit.end)]
+        else:
+            parts = _split(doc, unit, params.max_tokens, count_tokens)
+        for part, (start, end) in enumerate(parts, start=1 if len(parts) > 1 else 0):
+            chunks.append(_chunk(doc, unit.paragraph, part, start, end, lines.get(id(doc))))
+    return chunks
+
+
+def _chunk(
+    doc: Document, paragraph: int, part: int, start: int, end: int, lines: LineIndex | None
+) -> Chunk:
+    prefix = f"{doc.source}:{doc.doc_id}" if doc.doc_id is not None else doc.source
+    text = doc.text[start:end]
+    return Chunk(
+        id=f"{prefix}#{paragraph}" + (f".{part}" if part else ""),
+        source=doc.source,
+        doc_id=doc.doc_id,
+        title=doc.title,
+        paragraph=paragraph,
+        part=part,
+        start=start,
+        end=end,
+        line_start=lines.line(start) if lines else None,
+        line_end=lines.line(end - 1) if lines else None,
+        text=text,
+        sha256=sha256_text(embed_text(doc.title, text)),
+    )
+
+
+def _split(
+    doc: Document, unit: _Unit, max_tokens: int, count_tokens: TokenCounter
+) -> list[tuple[int, int]]:
+    """Split a too-long unit at sentence boundaries into balanced parts that each fit."""
+    pieces = sentence_spans(doc.text, unit.start, unit.end)
+    # Tokens of "title passage" = title tokens + the pieces' tokens, specials counted once.
+    overhead = count_tokens([doc.title])[0] if doc.title else 2
+    budget = max_tokens - overhead
+    for _ in range(8):
+        parts = _pack(doc.text, pieces, budget, count_tokens)
+        sizes = count_tokens([embed_text(doc.title, doc.text[s:e]) for s, e in parts])
+        if all(size <= max_tokens for size in sizes):
+            return parts
+        budget = int(budget * 0.9)  # joins can tokenise a little longer than their pieces
+    raise CorpusError(f"{doc.source}: cannot fit a passage into {max_tokens} tokens")
+
+
+def _pack(
+    text: str, pieces: list[tuple[int, int]], budget: int, count_tokens: TokenCounter
+) -> list[tuple[int, int]]:
+    sizes = [n - 2 for n in count_tokens([text[s:e] for s, e in pieces])]
+    spans: list[tuple[int, int]] = []
+    costs: list[int] = []
+    for (start, end), size in zip(pieces, sizes, strict=True):
+        if size <= budget:
+            spans.append((start, end))
+            costs.append(size)
+        else:  # a sentence longer than a passage: fall back to word boundaries
+            words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text[start:end])]
+            words = [(start + s, start + e) for s, e in words]
+            word_sizes = [n - 2 for n in count_tokens([text[s:e] for s, e in words])]
+            spans.extend(words)
+            costs.extend(word_sizes)
+    # As few parts as fit the budget, then the smallest cap that still gives that many parts:
+    # balanced passages instead of full ones and a scrap.
+    fewest = len(_greedy(costs, budget))
+    low, high = max(costs), budget
+    while low < high:
+        middle = (low + high) // 2
+        if len(_greedy(costs, middle)) <= fewest:
+            high = middle
+        else:
+            low = middle + 1
+    return [(spans[first][0], spans[last][1]) for first, last in _greedy(costs, low)]
+
+
+def _greedy(costs: list[int], cap: int) -> list[tuple[int, int]]:
+    """Index ranges [first, last] of consecutive pieces, each part costing at most cap."""
+    parts: list[tuple[int, int]] = []
+    first, used = 0, 0
+    for i, cost in enumerate(costs):
+        if used and used + cost > cap:
+            parts.append((first, i - 1))
+            first, used = i, 0
+        used += cost
+    parts.append((first, len(costs) - 1))
+    return parts
+
+
+def passage_words(text: str) -> int:
+    return len(text.split())

@@ -1,0 +1,336 @@
+"""Building and updating the index incrementally: unchanged text is never embedded again."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from qa import embed as embedding
+from qa.config import DEFAULT_MODEL, Settings
+from qa.corpus import (
+    Chunk,
+    ChunkingParams,
+    SkippedSource,
+    chunk_documents,
+    list_sources,
+    read_documents,
+    source_name,
+)
+from qa.errors import CorpusError, IndexCorruptError, IndexMissingError, ModelError
+from qa.store import (
+    FileEntry,
+    Manifest,
+    StoredIndex,
+    fingerprint,
+    load_index,
+    now,
+    read_manifest,
+    relative_corpus,
+    write_index,
+)
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    documents: int
+    chunks: int
+    embedded: int  # passages whose vectors were computed in this run
+    reused: int  # passages whose vectors came from the previous index
+    removed: int  # passages of the previous index that are gone
+    files: int
+    changed_files: int
+    skipped: list[str] = field(default_factory=list)  # why each unreadable file was skipped
+    rebuilt: str | None = None  # why every passage was re-embedded, when it was
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Changes:
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+    def summary(self) -> str:
+        return ", ".join(
+            f"{len(names)} {label}"
+            for names, label in ((self.changed, "changed"), (self.added, "added"),
+                                 (self.removed, "removed"))
+            if names
+        )
+
+
+def resolve_corpus(settings: Settings, manifest: Manifest | None) -> Path:
+    if settings.corpus is not None:
+        return settings.corpus
+    if manifest is not None:
+        return manifest.corpus_path(settings.index)
+    return Path("corpus")
+
+
+def corpus_sources(root: Path) -> list[Path]:
+    """The corpus's source files; CorpusError if it is missing, a plain file, or empty."""
+    sources = list_sources(root)
+    if not sources:
+        raise CorpusError(f"Corpus {root} has no .txt, .md or .jsonl files: add some articles.")
+    return sources
+
+
+def _read_sources(root: Path) -> dict[str, bytes | OSError]:
+    out: dict[str, bytes | OSError] = {}
+    for path in corpus_sources(root):
+        try:
+            out[source_name(root, path)] = path.read_bytes()
+        except OSError as exc:
+            out[source_name(root, path)] = exc
+    return out
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def corpus_changes(root: Path, manifest: Manifest) -> Changes:
+    """What differs between the corpus on disk and the one the index was built from."""
+    current = {}
+    for name, data in _read_sources(root).items():
+        current[name] = "" if isinstance(data, OSError) else _sha256(data)
+    return Changes(
+        added=sorted(set(current) - set(manifest.files)),
+        changed=sorted(n for n in current if n in manifest.files
+                       and manifest.files[n].sha256 != current[n]),
+        removed=sorted(set(manifest.files) - set(current)),
+    )
+
+
+def _previous(index_dir: Path) -> tuple[StoredIndex | None, str | None]:
+    """The index there now, or None with the reason it cannot be used."""
+    try:
+        return load_index(index_dir), None
+    except IndexMissingError:
+        return None, None
+    except IndexCorruptError as exc:
+        return None, f"the previous index was damaged ({exc})"
+
+
+def build_index(
+    settings: Settings,
+    *,
+    embedder: embedding.Embedder | None = None,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+) -> IndexReport:
+    """Build or update the index at settings.index from its corpus."""
+    started = time.perf_counter()
+    old, reason = _previous(settings.index)
+    root = resolve_corpus(settings, old.manifest if old else None)
+    sources = _read_sources(root)
+    if embedder is None:
+        model = settings.model or (old.manifest.model if old else DEFAULT_MODEL)
+        embedder = embedding.load_embedder(model, batch_size=settings.batch_size)
+    model = embedder.name
+    params = ChunkingParams(max_tokens=embedder.max_tokens)
+    print_ = fingerprint(model, params)
+    if old is not None and old.manifest.fingerprint != print_:
+        was = old.manifest
+        reason = (
+            f"model changed from {was.model} to {model}"
+            if was.model != model
+            else f"chunking changed from {was.chunking} to {params}"
+        )
+        old = None
+    elif old is not None and rebuild:
+        reason, old = "--rebuild was asked for", None
+
+    old_by_source: dict[str, list[int]] = defaultdict(list)
+    if old is not None:
+        for row, chunk in enumerate(old.chunks):
+            old_by_source[chunk.source].append(row)
+
+    files: dict[str, FileEntry] = {}
+    chunks: list[Chunk] = []
+    skipped: list[str] = []
+    documents = changed_files = 0
+    for number, (name, data) in enumerate(sources.items(), start=1):
+        if progress:
+            progress("reading", number, len(sources))
+        if isinstance(data, OSError):
+            why = f"{name}: cannot be read ({data.strerror or data}), skipped"
+            skipped.append(why)
+            files[name] = FileEntry(sha256="", size=0, skipped=why)
+            continue
+        digest = _sha256(data)
+        before = old.manifest.files.get(name) if old else None
+        if old is not None and before is not None and before.sha256 == digest:
+            own = [old.chunks[row] for row in old_by_source.get(name, [])]
+            files[name] = before
+            if before.skipped:
+                skipped.append(before.skipped)
+            documents += len({(c.source, c.doc_id) for c in own})
+            chunks.extend(own)
+            continue
+        changed_files += 1
+        try:
+            docs = read_documents(name, data)
+        except SkippedSource as exc:
+            skipped.append(str(exc))
+            files[name] = FileEntry(sha256=digest, size=len(data), skipped=str(exc))
+            continue
+        own = chunk_documents(docs, params, embedder.count_tokens)
+        documents += len(docs)
+        chunks.extend(own)
+        files[name] = FileEntry(sha256=digest, size=len(data), chunks=len(own))
+    for why in skipped:
+        log.warning("%s", why)
+    if not chunks:
+        raise CorpusError(f"Corpus {root} has no text to index: add some articles.")
+
+    vectors, embedded, reused = _vectors(chunks, old, embedder, progress)
+    removed = 0
+    if old is not None:
+        kept = {c.sha256 for c in chunks}
+        removed = sum(1 for c in old.chunks if c.sha256 not in kept)
+    created = old.manifest.created if old else now()
+    manifest = Manifest(
+        model=model,
+        dim=int(vectors.shape[1]),
+        chunking=params,
+        corpus=relative_corpus(root, settings.index),
+        files=files,
+        documents=documents,
+        chunks=len(chunks),
+        created=created,
+        updated=now(),
+        fingerprint=print_,
+    )
+    write_index(settings.index, manifest, chunks, vectors)
+    return IndexReport(
+        documents=documents,
+        chunks=len(chunks),
+        embedded=embedded,
+        reused=reused,
+        removed=removed,
+        files=len(sources),
+        changed_files=changed_files,
+        skipped=skipped,
+        rebuilt=reason,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _vectors(
+    chunks: list[Chunk],
+    old: StoredIndex | None,
+    embedder: embedding.Embedder,
+    progress: Progress | None,
+) -> tuple[np.ndarray, int, int]:
+    """Vectors for chunks: reused by text hash where the old index has them, else embedded."""
+    known: dict[str, np.ndarray] = {}
+    if old is not None:
+        wanted = {c.sha256 for c in chunks}
+        rows = [row for row, c in enumerate(old.chunks) if c.sha256 in wanted]
+        if rows:
+            old_vectors = old.vectors()
+            known = {old.chunks[row].sha256: old_vectors[row] for row in rows}
+    todo: dict[str, str] = {}
+    for chunk in chunks:
+        if chunk.sha256 not in known:
+            todo.setdefault(chunk.sha256, chunk.embed_text())
+    if todo:
+        def embedding_progress(done: int, total: int) -> None:
+            if progress:
+                progress("embedding", done, total)
+
+        fresh = embedder.embed(list(todo.values()), progress=embedding_progress)
+        known.update(zip(todo, fresh, strict=True))
+    dim = len(next(iter(known.values())))
+    vectors = np.empty((len(chunks), dim), dtype=np.float32)
+    for row, chunk in enumerate(chunks):
+        vectors[row] = known[chunk.sha256]
+    embedded = sum(1 for c in chunks if c.sha256 in todo)
+    return vectors, embedded, len(chunks) - embedded
+
+
+def current_index(
+    settings: Settings,
+    *,
+    update: bool = True,
+    embedder: embedding.Embedder | None = None,
+    notify: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
+) -> StoredIndex:
+    """The index, built or brought up to date first when it is missing or its corpus changed."""
+    try:
+        manifest = read_manifest(settings.index)
+    except IndexMissingError:
+        if not update:
+            raise
+        root = resolve_corpus(settings, None)
+        corpus_sources(root)
+        if notify:
+            notify(f"No index in {settings.index}/: building it from {root}/ (once).")
+        build_index(settings, embedder=embedder, progress=progress)
+        return load_index(settings.index)
+    if settings.model and settings.model != manifest.model:
+        raise ModelError(
+            f"Index {settings.index} was built with {manifest.model}, not {settings.model}: "
+            f"drop --model, or run `qa index --model {settings.model}` to rebuild it."
+        )
+    if update:
+        root = resolve_corpus(settings, manifest)
+        changes = corpus_changes(root, manifest)
+        if changes:
+            if notify:
+                notify(f"Corpus changed ({changes.summary()}): updating {settings.index}.")
+            build_index(replace(settings, corpus=root), embedder=embedder, progress=progress)
+    return load_index(settings.index)
+
+
+@dataclass(frozen=True)
+class Status:
+    manifest: Manifest
+    corpus: Path
+    changes: Changes
+    problem: str | None = None  # why changes could not be checked
+
+    def as_json(self) -> dict[str, object]:
+        m = self.manifest
+        return {
+            "corpus": str(self.corpus),
+            "model": m.model,
+            "dim": m.dim,
+            "documents": m.documents,
+            "chunks": m.chunks,
+            "files": len(m.files),
+            "skipped": sorted(n for n, f in m.files.items() if f.skipped),
+            "created": m.created,
+            "updated": m.updated,
+            "qa_version": m.qa_version,
+            "stale": bool(self.changes),
+            "changes": {"added": self.changes.added, "changed": self.changes.changed,
+                        "removed": self.changes.removed},
+            "problem": self.problem,
+        }
+
+
+def index_status(settings: Settings) -> Status:
+    """What the index holds and whether its corpus changed since; loads no model or vectors."""
+    manifest = read_manifest(settings.index)
+    root = resolve_corpus(settings, manifest)
+    try:
+        return Status(manifest, root, corpus_changes(root, manifest))
+    except CorpusError as exc:
+        return Status(manifest, root, Changes([], [], []), problem=str(exc))

@@ -1,0 +1,184 @@
+"""The index on disk: manifest.json, chunks.jsonl and vectors.faiss. The only importer of faiss.
+
+An index is written whole into a temporary directory beside its target and swapped in, so a
+crash or Ctrl-C leaves the previous index or the new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa import __version__
+from qa.corpus import Chunk, ChunkingParams
+from qa.errors import IndexCorruptError, IndexMissingError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CHUNKS = "chunks.jsonl"
+VECTORS = "vectors.faiss"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    sha256: str
+    size: int
+    chunks: int = 0
+    skipped: str | None = None  # why the file could not be read, if it could not
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model: str
+    dim: int
+    chunking: ChunkingParams
+    corpus: str  # the corpus root, relative to the index directory
+    files: dict[str, FileEntry]
+    documents: int
+    chunks: int
+    created: str
+    updated: str
+    fingerprint: str = ""
+    format_version: int = FORMAT_VERSION
+    qa_version: str = __version__
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def corpus_path(self, index_dir: Path) -> Path:
+        return Path(os.path.normpath(index_dir / self.corpus))
+
+
+def fingerprint(model: str, chunking: ChunkingParams) -> str:
+    """What the vectors depend on: same fingerprint, same vector for the same text."""
+    spec = {"format": FORMAT_VERSION, "model": model, "chunking": asdict(chunking)}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def relative_corpus(corpus: Path, index_dir: Path) -> str:
+    return os.path.relpath(corpus.resolve(), index_dir.resolve())
+
+
+@dataclass
+class StoredIndex:
+    path: Path
+    manifest: Manifest
+    chunks: list[Chunk]
+    faiss_index: Any
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """(row, score) pairs per query, best first; faiss's -1 padding removed."""
+        k = min(k, len(self.chunks))
+        if k <= 0:
+            return [[] for _ in range(len(queries))]
+        scores, rows = self.faiss_index.search(np.ascontiguousarray(queries, np.float32), k)
+        return [
+            [(int(r), float(s)) for r, s in zip(row, score, strict=True) if r >= 0]
+            for row, score in zip(rows, scores, strict=True)
+        ]
+
+    def vectors(self) -> np.ndarray:
+        return np.asarray(self.faiss_index.reconstruct_n(0, self.faiss_index.ntotal), np.float32)
+
+
+def read_manifest(index_dir: Path) -> Manifest:
+    _recover(index_dir)
+    path = index_dir / MANIFEST
+    if not path.is_file():
+        if index_dir.is_dir() and any(index_dir.iterdir()):
+            raise IndexCorruptError(
+                f"Index {index_dir} has no {MANIFEST}: run `qa index --rebuild`."
+            )
+        raise IndexMissingError(f"No index in {index_dir}: run `qa index` first.")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise IndexCorruptError(
+                f"Index {index_dir} has format {raw.get('format_version')}, this qa reads "
+                f"{FORMAT_VERSION}: run `qa index --rebuild`."
+            )
+        raw["chunking"] = ChunkingParams(**raw["chunking"])
+        raw["files"] = {name: FileEntry(**entry) for name, entry in raw["files"].items()}
+        return Manifest(**raw)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise IndexCorruptError(
+            f"Index {index_dir}: {MANIFEST} is damaged ({exc}): run `qa index --rebuild`."
+        ) from None
+
+
+def load_index(index_dir: Path) -> StoredIndex:
+    manifest = read_manifest(index_dir)
+    import faiss
+
+    name = CHUNKS
+    try:
+        with (index_dir / CHUNKS).open(encoding="utf-8") as f:
+            chunks = [Chunk(**json.loads(line)) for line in f]
+        name = VECTORS
+        vectors = faiss.read_index(str(index_dir / VECTORS))
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        reason = "is missing" if isinstance(exc, FileNotFoundError) else "is unreadable"
+        raise IndexCorruptError(
+            f"Index {index_dir} is damaged ({name} {reason}): run `qa index --rebuild`."
+        ) from None
+    if vectors.ntotal != len(chunks) or len(chunks) != manifest.chunks or vectors.d != manifest.dim:
+        raise IndexCorruptError(
+            f"Index {index_dir} is inconsistent ({len(chunks)} passages, {vectors.ntotal} "
+            f"vectors of dimension {vectors.d}): run `qa index --rebuild`."
+        )
+    return StoredIndex(index_dir, manifest, chunks, vectors)
+
+
+def write_index(
+    index_dir: Path, manifest: Manifest, chunks: list[Chunk], vectors: np.ndarray
+) -> None:
+    import faiss
+
+    index_dir = index_dir.resolve()
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index_dir.with_name(f".{index_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        flat = faiss.IndexFlatIP(manifest.dim)
+        if len(vectors):
+            flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        faiss.write_index(flat, str(tmp / VECTORS))
+        with (tmp / CHUNKS).open("w", encoding="utf-8") as f:
+            for chunk in chunks:
+                f.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+        (tmp / MANIFEST).write_text(
+            json.dumps(asdict(manifest), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        _swap(tmp, index_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _old(index_dir: Path) -> Path:
+    return index_dir.with_name(f".{index_dir.name}.old")
+
+
+def _swap(new: Path, target: Path) -> None:
+    old = _old(target)
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)  # between the two renames only `old` exists; _recover() handles it
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover(index_dir: Path) -> None:
+    old = _old(index_dir)
+    if not index_dir.exists() and old.is_dir():
+        os.replace(old, index_dir)
