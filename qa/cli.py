@@ -21,6 +21,7 @@ from rich.text import Text
 from qa import __version__
 from qa.config import Settings
 from qa.errors import InputError, QAError
+from qa.evaluate import eval_index, evaluate_beir, evaluate_spans
 from qa.indexer import IndexReport, build_index, index_status
 from qa.search import Answer, Answers, Hit, ask as ask_questions
 
@@ -45,6 +46,10 @@ ModelOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
+ModeOpt = Annotated[
+    str,
+    typer.Option("--mode", help="Retrieval: hybrid (keywords + meaning), dense or lexical."),
+]
 
 
 @contextmanager
@@ -143,6 +148,7 @@ def ask(
     corpus: Annotated[
         Path | None, typer.Option("--corpus", help="Corpus to index when the index is missing.")
     ] = None,
+    mode: ModeOpt = "hybrid",
     index_dir: IndexOpt = None,
     model: ModelOpt = None,
 ) -> None:
@@ -156,7 +162,8 @@ def ask(
         settings = Settings.resolve(corpus=corpus, index=index_dir, model=model)
         texts, ids = read_questions(questions) if questions else ([question or ""], None)
         result = ask_questions(
-            settings, texts, k=k, ids=ids, update=not no_update, notify=note, progress=progress
+            settings, texts, k=k, mode=mode, ids=ids, update=not no_update, notify=note,
+            progress=progress,
         )
     if questions:
         for answer in result.answers:
@@ -277,6 +284,53 @@ def status(index_dir: IndexOpt = None, as_json: JsonOpt = False) -> None:
     table.add_row("built", f"{m.created} (updated {m.updated}, qa {m.qa_version})")
     table.add_row("state", "stale: " + state.changes.summary() if state.changes
                   else state.problem or "current")
+    out.print(table)
+
+
+@app.command(name="eval")
+def eval_(
+    beir: Annotated[
+        Path | None, typer.Option("--beir", help="BEIR folder (corpus.jsonl, queries.jsonl, "
+                                  "qrels/SPLIT.tsv).")
+    ] = None,
+    questions: Annotated[
+        Path | None, typer.Option("--questions", help="Span-annotated questions (JSONL with "
+                                  "file, answers[start, end]); needs --corpus.")
+    ] = None,
+    corpus: Annotated[Path | None, typer.Option("--corpus", help="Corpus of --questions.")] = None,
+    split: Annotated[str, typer.Option(help="BEIR qrels split.")] = "test",
+    mode: ModeOpt = "hybrid",
+    index_dir: Annotated[
+        Path | None, typer.Option("--index", help="Index for the data set [default: "
+                                  "eval-index/NAME]; built or updated as needed.")
+    ] = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure retrieval quality on a public question set.
+
+    Example: qa eval --beir ../shared/data/scifact
+    """
+    if (beir is None) == (questions is None) or (questions is not None and corpus is None):
+        raise typer.BadParameter("give --beir DIR, or --questions FILE with --corpus DIR.")
+    with errors_to_exit(), progress_bar() as progress:
+        if beir is not None:
+            settings = eval_index(beir, index_dir, model)
+            report = evaluate_beir(settings, beir, split=split, mode=mode, progress=progress)
+        else:
+            assert questions is not None and corpus is not None
+            settings = eval_index(corpus, index_dir, model)
+            report = evaluate_spans(settings, questions, mode=mode, progress=progress)
+    if as_json:
+        body = {"dataset": report.dataset, "mode": report.mode, "questions": report.questions,
+                "seconds": round(report.seconds, 3), **report.metrics}
+        sys.stdout.write(json.dumps(body) + "\n")
+        return
+    table = Table(title=f"{report.dataset}: {report.questions} questions, {report.mode} mode "
+                  f"({report.seconds:.1f} s)")
+    for name in report.metrics:
+        table.add_column(name, justify="right")
+    table.add_row(*(f"{v:.1f}" if "words" in n else f"{v:.4f}" for n, v in report.metrics.items()))
     out.print(table)
 
 

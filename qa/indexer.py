@@ -24,6 +24,7 @@ from qa.corpus import (
     source_name,
 )
 from qa.errors import CorpusError, IndexCorruptError, IndexMissingError, ModelError
+from qa.lexical import build_lexical
 from qa.store import (
     FileEntry,
     Manifest,
@@ -216,7 +217,13 @@ def build_index(
         updated=now(),
         fingerprint=print_,
     )
-    write_index(settings.index, manifest, chunks, vectors)
+    if old is not None and chunks == old.chunks:
+        lexical = old.lexical
+    else:
+        if progress:
+            progress("keyword index", 0, 1)
+        lexical = build_lexical([c.embed_text() for c in chunks])
+    write_index(settings.index, manifest, chunks, vectors, lexical)
     return IndexReport(
         documents=documents,
         chunks=len(chunks),

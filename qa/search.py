@@ -45,26 +45,74 @@ def check_question(question: str) -> str:
     return question
 
 
+MODES = ("hybrid", "dense", "lexical")
+POOL = 100  # candidates each side contributes before fusion
+
+
+def retrieve(
+    index: StoredIndex, query_vectors: np.ndarray, questions: Sequence[str], k: int, mode: str
+) -> list[list[tuple[int, float]]]:
+    """(row, score) of the k best passages per question, best first."""
+    if mode not in MODES:
+        raise InputError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
+    if mode == "dense":
+        return index.search(query_vectors, k)
+    pool = max(k, POOL)
+    dense = index.search(query_vectors, pool) if mode == "hybrid" else None
+    out = []
+    for n, question in enumerate(questions):
+        lexical = index.lexical.scores(question)
+        if mode == "lexical":
+            out.append(_top(lexical, k))
+            continue
+        assert dense is not None
+        candidates = {row for row, _ in dense[n]} | {row for row, _ in _top(lexical, pool)}
+        rows = np.fromiter(candidates, dtype=np.int64)
+        fused = fuse(index.dense_scores(query_vectors[n], rows), lexical[rows])
+        order = np.argsort(-fused, kind="stable")[:k]
+        out.append([(int(rows[i]), float(fused[i])) for i in order])
+    return out
+
+
+def fuse(dense: np.ndarray, lexical: np.ndarray, weight: float = 0.5) -> np.ndarray:
+    """Convex combination of min-max normalised scores over the candidates."""
+    return weight * _minmax(dense) + (1 - weight) * _minmax(lexical)
+
+
+def _minmax(scores: np.ndarray) -> np.ndarray:
+    low, high = float(scores.min()), float(scores.max())
+    return (scores - low) / (high - low) if high > low else np.zeros_like(scores)
+
+
+def _top(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    k = min(k, len(scores))
+    rows = np.argpartition(-scores, k - 1)[:k]
+    rows = rows[np.argsort(-scores[rows], kind="stable")]
+    return [(int(r), float(scores[r])) for r in rows if scores[r] > 0]
+
+
 def search(
-    index: StoredIndex, embedder: embedding.Embedder, questions: Sequence[str], k: int
+    index: StoredIndex,
+    embedder: embedding.Embedder,
+    questions: Sequence[str],
+    k: int,
+    mode: str = "hybrid",
 ) -> list[list[Hit]]:
     """The k best passages for each question, each with its best sentence marked."""
     if k < 1:
         raise InputError(f"-k must be at least 1 (got {k}).")
-    query_vectors = embedder.embed([check_question(q) for q in questions])
-    results = index.search(query_vectors, k)
-    hits = []
-    for query, found in zip(query_vectors, results, strict=True):
-        hits.append(
-            [
-                Hit(index.chunks[row], score, rank, (0, 0))
-                for rank, (row, score) in enumerate(found, start=1)
-            ]
-        )
-    return _highlight(embedder, query_vectors, hits)
+    questions = [check_question(q) for q in questions]
+    query_vectors = embedder.embed(questions)
+    results = retrieve(index, query_vectors, questions, k, mode)
+    hits = [
+        [Hit(index.chunks[row], score, rank, (0, 0)) for rank, (row, score) in
+         enumerate(found, start=1)]
+        for found in results
+    ]
+    return highlight(embedder, query_vectors, hits)
 
 
-def _highlight(
+def highlight(
     embedder: embedding.Embedder, query_vectors: np.ndarray, hits: list[list[Hit]]
 ) -> list[list[Hit]]:
     """Mark in each hit the sentence closest to the question (all sentences embedded at once)."""
@@ -102,6 +150,7 @@ def ask(
     questions: Sequence[str],
     *,
     k: int = 5,
+    mode: str = "hybrid",
     ids: Sequence[str | None] | None = None,
     update: bool = True,
     embedder: embedding.Embedder | None = None,
@@ -118,7 +167,7 @@ def ask(
         settings, update=update, embedder=embedder, notify=notify, progress=progress
     )
     ids = ids or [None] * len(questions)
-    found = search(index, embedder, questions, k)
+    found = search(index, embedder, questions, k, mode)
     return Answers(
         corpus=index.manifest.corpus_path(index.path),
         model=index.manifest.model,

@@ -20,6 +20,7 @@ import numpy as np
 from qa import __version__
 from qa.corpus import Chunk, ChunkingParams
 from qa.errors import IndexCorruptError, IndexMissingError
+from qa.lexical import LexicalIndex
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -75,6 +76,7 @@ class StoredIndex:
     manifest: Manifest
     chunks: list[Chunk]
     faiss_index: Any
+    lexical: LexicalIndex
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """(row, score) pairs per query, best first; faiss's -1 padding removed."""
@@ -86,6 +88,11 @@ class StoredIndex:
             [(int(r), float(s)) for r, s in zip(row, score, strict=True) if r >= 0]
             for row, score in zip(rows, scores, strict=True)
         ]
+
+    def dense_scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact inner products of one query with the given rows' vectors."""
+        vectors = np.vstack([self.faiss_index.reconstruct(int(r)) for r in rows])
+        return vectors @ query
 
     def vectors(self) -> np.ndarray:
         return np.asarray(self.faiss_index.reconstruct_n(0, self.faiss_index.ntotal), np.float32)
@@ -126,21 +133,28 @@ def load_index(index_dir: Path) -> StoredIndex:
             chunks = [Chunk(**json.loads(line)) for line in f]
         name = VECTORS
         vectors = faiss.read_index(str(index_dir / VECTORS))
-    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        name = "lexical index"
+        lexical = LexicalIndex.load(index_dir)
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         reason = "is missing" if isinstance(exc, FileNotFoundError) else "is unreadable"
         raise IndexCorruptError(
             f"Index {index_dir} is damaged ({name} {reason}): run `qa index --rebuild`."
         ) from None
-    if vectors.ntotal != len(chunks) or len(chunks) != manifest.chunks or vectors.d != manifest.dim:
+    counts = {vectors.ntotal, lexical.size, manifest.chunks}
+    if counts != {len(chunks)} or vectors.d != manifest.dim:
         raise IndexCorruptError(
             f"Index {index_dir} is inconsistent ({len(chunks)} passages, {vectors.ntotal} "
             f"vectors of dimension {vectors.d}): run `qa index --rebuild`."
         )
-    return StoredIndex(index_dir, manifest, chunks, vectors)
+    return StoredIndex(index_dir, manifest, chunks, vectors, lexical)
 
 
 def write_index(
-    index_dir: Path, manifest: Manifest, chunks: list[Chunk], vectors: np.ndarray
+    index_dir: Path,
+    manifest: Manifest,
+    chunks: list[Chunk],
+    vectors: np.ndarray,
+    lexical: LexicalIndex,
 ) -> None:
     import faiss
 
@@ -154,6 +168,7 @@ def write_index(
         if len(vectors):
             flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
         faiss.write_index(flat, str(tmp / VECTORS))
+        lexical.save(tmp)
         with (tmp / CHUNKS).open("w", encoding="utf-8") as f:
             for chunk in chunks:
                 f.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")

@@ -1,0 +1,207 @@
+"""Retrieval quality on public question sets: BEIR folders and span-annotated questions."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from qa import embed as embedding
+from qa.config import DEFAULT_MODEL, Settings
+from qa.corpus import passage_words
+from qa.errors import InputError
+from qa.indexer import Progress, build_index
+from qa.search import Hit, highlight, retrieve
+from qa.store import StoredIndex, load_index
+
+# --- metrics (as BEIR computes them with pytrec_eval) ------------------------------------------
+
+
+def ndcg_at_k(ranked: Sequence[str], gains: dict[str, int], k: int) -> float:
+    """nDCG@k with linear gains and a log2(rank + 1) discount; ideal from all judged gains."""
+    dcg = sum(gains.get(doc, 0) / math.log2(rank + 1) for rank, doc in enumerate(ranked[:k], 1))
+    ideal = sorted((g for g in gains.values() if g > 0), reverse=True)[:k]
+    idcg = sum(g / math.log2(rank + 1) for rank, g in enumerate(ideal, 1))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at_k(ranked: Sequence[str], relevant: set[str], k: int) -> float:
+    return len(relevant & set(ranked[:k])) / len(relevant) if relevant else 0.0
+
+
+def reciprocal_rank(ranks: Sequence[bool], k: int) -> float:
+    """1/rank of the first True within the top k, else 0."""
+    for rank, good in enumerate(ranks[:k], 1):
+        if good:
+            return 1.0 / rank
+    return 0.0
+
+
+# --- data sets -------------------------------------------------------------------------------
+
+
+def load_beir(folder: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """(queries judged in the split, qrels) of a BEIR folder."""
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    try:
+        qrels: dict[str, dict[str, int]] = defaultdict(dict)
+        with qrels_path.open(encoding="utf-8") as f:
+            for row in csv.DictReader(f, delimiter="\t"):
+                qrels[row["query-id"]][row["corpus-id"]] = int(row["score"])
+        queries = {}
+        with (folder / "queries.jsonl").open(encoding="utf-8") as f:
+            for line in f:
+                record = json.loads(line)
+                if str(record["_id"]) in qrels:
+                    queries[str(record["_id"])] = record["text"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(
+            f"{folder} is not a BEIR folder with queries.jsonl and qrels/{split}.tsv ({exc})."
+        ) from None
+    return queries, dict(qrels)
+
+
+@dataclass(frozen=True)
+class SpanQuestion:
+    id: str
+    question: str
+    file: str
+    answers: list[tuple[int, int]]
+
+
+def load_span_questions(path: Path) -> list[SpanQuestion]:
+    try:
+        out = []
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    spans = [(int(a["start"]), int(a["end"])) for a in r["answers"]]
+                    out.append(SpanQuestion(str(r["id"]), r["question"], r["file"], spans))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"Cannot read span questions from {path} ({exc}).") from None
+    return out
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Report:
+    dataset: str
+    mode: str
+    questions: int
+    metrics: dict[str, float]  # name -> value, in display order
+    seconds: float
+
+
+def eval_index(corpus: Path, index: Path | None, model: str | None) -> Settings:
+    name = corpus.name if corpus.name not in ("corpus", "corpus.jsonl") else corpus.parent.name
+    return Settings(corpus=corpus, index=index or Path("eval-index") / name, model=model)
+
+
+def _prepared(
+    settings: Settings, embedder: embedding.Embedder | None, progress: Progress | None
+) -> tuple[StoredIndex, embedding.Embedder]:
+    embedder = embedder or embedding.load_embedder(settings.model or DEFAULT_MODEL,
+                                                   settings.batch_size)
+    build_index(replace(settings, model=embedder.name), embedder=embedder, progress=progress)
+    return load_index(settings.index), embedder
+
+
+def _embed_questions(
+    embedder: embedding.Embedder, questions: list[str], progress: Progress | None
+) -> np.ndarray:
+    def report(done: int, total: int) -> None:
+        if progress:
+            progress("questions", done, total)
+
+    return embedder.embed(questions, progress=report)
+
+
+def evaluate_beir(
+    settings: Settings,
+    folder: Path,
+    *,
+    split: str = "test",
+    mode: str = "hybrid",
+    embedder: embedding.Embedder | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """nDCG@10, recall@10/100 and MRR@10 over a BEIR folder, passages max-pooled to documents."""
+    queries, qrels = load_beir(folder, split)
+    index, embedder = _prepared(settings, embedder, progress)
+    started = time.perf_counter()
+    ids, texts = list(queries), list(queries.values())
+    vectors = _embed_questions(embedder, texts, progress)
+    found = retrieve(index, vectors, texts, 300, mode)
+    totals: dict[str, float] = defaultdict(float)
+    for qid, rows in zip(ids, found, strict=True):
+        ranked = _documents(index, rows)
+        gains = qrels[qid]
+        relevant = {d for d, g in gains.items() if g > 0}
+        totals["nDCG@10"] += ndcg_at_k(ranked, gains, 10)
+        totals["recall@10"] += recall_at_k(ranked, relevant, 10)
+        totals["recall@100"] += recall_at_k(ranked, relevant, 100)
+        totals["MRR@10"] += reciprocal_rank([d in relevant for d in ranked], 10)
+    metrics = {name: value / len(ids) for name, value in totals.items()}
+    return Report(folder.name, mode, len(ids), metrics, time.perf_counter() - started)
+
+
+def _documents(index: StoredIndex, rows: list[tuple[int, float]]) -> list[str]:
+    """Document ids in order of their best passage (max-pooling)."""
+    seen: dict[str, None] = {}
+    for row, _ in rows:
+        chunk = index.chunks[row]
+        seen.setdefault(chunk.doc_id if chunk.doc_id is not None else chunk.source, None)
+    return list(seen)
+
+
+def evaluate_spans(
+    settings: Settings,
+    questions_file: Path,
+    *,
+    mode: str = "hybrid",
+    embedder: embedding.Embedder | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """hit@1/5/20 and MRR@10 for span-annotated questions; a passage from the right file
+    answers when its [start, end) contains an answer span."""
+    questions = load_span_questions(questions_file)
+    index, embedder = _prepared(settings, embedder, progress)
+    started = time.perf_counter()
+    texts = [q.question for q in questions]
+    vectors = _embed_questions(embedder, texts, progress)
+    found = retrieve(index, vectors, texts, 20, mode)
+    totals: dict[str, float] = defaultdict(float)
+    tops: list[tuple[Hit, SpanQuestion, int]] = []  # correct top passages, to check highlights
+    for n, (q, rows) in enumerate(zip(questions, found, strict=True)):
+        chunks = [index.chunks[row] for row, _ in rows]
+        good = [_contains(c.source, c.start, c.end, q) for c in chunks]
+        for k in (1, 5, 20):
+            totals[f"hit@{k}"] += any(good[:k])
+        totals["MRR@10"] += reciprocal_rank(good, 10)
+        if good[:1] == [True]:
+            tops.append((Hit(chunks[0], rows[0][1], 1, (0, 0)), q, n))
+    metrics = {name: value / len(questions) for name, value in totals.items()}
+    metrics["mean passage words"] = sum(passage_words(c.text) for c in index.chunks) / len(
+        index.chunks)
+    if tops:
+        marked = highlight(embedder, vectors[[n for _, _, n in tops]], [[h] for h, _, _ in tops])
+        inside = sum(_contains(h.chunk.source, *h.highlight, q)
+                     for [h], (_, q, _) in zip(marked, tops, strict=True))
+        metrics["highlight has answer"] = inside / len(tops)
+    return Report(questions_file.parent.name, mode, len(questions), metrics,
+                  time.perf_counter() - started)
+
+
+def _contains(source: str, start: int, end: int, q: SpanQuestion) -> bool:
+    return source == q.file and any(start <= a and b <= end for a, b in q.answers)
+
