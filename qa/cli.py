@@ -52,10 +52,20 @@ ModeOpt = Annotated[
 ]
 
 
+class WarningsToStderr(logging.Handler):
+    """qa's own warnings (a skipped file, a bad JSONL line), one line each on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(f"warning: {record.getMessage()}\n")
+
+
 @contextmanager
 def errors_to_exit() -> Iterator[None]:
     """The one error boundary: expected errors become a message and exit code 1."""
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+    logger = logging.getLogger("qa")
+    if not any(isinstance(h, WarningsToStderr) for h in logger.handlers):
+        logger.addHandler(WarningsToStderr(logging.WARNING))
+        logger.propagate = False
     try:
         yield
     except QAError as exc:
@@ -224,6 +234,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     body: dict[str, Any] = {"question": answer.question}
     if answer.id is not None:
         body = {"id": answer.id, **body}
+    body["answered"] = answer.answered
     body["results"] = [hit_json(hit) for hit in answer.hits]
     return body
 
@@ -248,6 +259,10 @@ def citation(root: Path, hit: Hit) -> str:
 
 
 def render_answer(result: Answers, answer: Answer) -> None:
+    if not answer.answered:
+        out.print(Text("No passage in the corpus answers this question; the closest ones, "
+                       "which are weak matches:", style="bold red"))
+        out.print()
     for hit in answer.hits:
         c = hit.chunk
         heading = Text.assemble((f"{hit.rank}. ", "bold"), (f"{hit.score:.3f}  ", "cyan"))

@@ -18,7 +18,7 @@ from qa.config import DEFAULT_MODEL, Settings
 from qa.corpus import passage_words
 from qa.errors import InputError
 from qa.indexer import Progress, build_index
-from qa.search import Hit, highlight, retrieve
+from qa.search import Hit, answerable, highlight, retrieve
 from qa.store import StoredIndex, load_index
 
 # --- metrics (as BEIR computes them with pytrec_eval) ------------------------------------------
@@ -143,7 +143,8 @@ def evaluate_beir(
     vectors = _embed_questions(embedder, texts, progress)
     found = retrieve(index, vectors, texts, 300, mode)
     totals: dict[str, float] = defaultdict(float)
-    for qid, rows in zip(ids, found, strict=True):
+    for qid, vector, rows in zip(ids, vectors, found, strict=True):
+        totals["no-answer flagged"] += not answerable(index, vector, rows[:5])
         ranked = _documents(index, rows)
         gains = qrels[qid]
         relevant = {d for d, g in gains.items() if g > 0}
@@ -171,6 +172,7 @@ def evaluate_spans(
     mode: str = "hybrid",
     embedder: embedding.Embedder | None = None,
     progress: Progress | None = None,
+    highlight_method: str = "lexical",
 ) -> Report:
     """hit@1/5/20 and MRR@10 for span-annotated questions; a passage from the right file
     answers when its [start, end) contains an answer span."""
@@ -183,6 +185,7 @@ def evaluate_spans(
     totals: dict[str, float] = defaultdict(float)
     tops: list[tuple[Hit, SpanQuestion, int]] = []  # correct top passages, to check highlights
     for n, (q, rows) in enumerate(zip(questions, found, strict=True)):
+        totals["no-answer flagged"] += not answerable(index, vectors[n], rows[:5])
         chunks = [index.chunks[row] for row, _ in rows]
         good = [_contains(c.source, c.start, c.end, q) for c in chunks]
         for k in (1, 5, 20):
@@ -194,7 +197,9 @@ def evaluate_spans(
     metrics["mean passage words"] = sum(passage_words(c.text) for c in index.chunks) / len(
         index.chunks)
     if tops:
-        marked = highlight(embedder, vectors[[n for _, _, n in tops]], [[h] for h, _, _ in tops])
+        chosen = [n for _, _, n in tops]
+        marked = highlight(index, embedder, [texts[n] for n in chosen], vectors[chosen],
+                           [[h] for h, _, _ in tops], method=highlight_method)
         inside = sum(_contains(h.chunk.source, *h.highlight, q)
                      for [h], (_, q, _) in zip(marked, tops, strict=True))
         metrics["highlight has answer"] = inside / len(tops)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ class Answer:
     question: str
     hits: list[Hit]
     id: str | None = None  # echoed from a questions file
+    answered: bool = True  # False when no passage is close enough to the question to answer it
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,20 @@ def check_question(question: str) -> str:
 
 MODES = ("hybrid", "dense", "lexical")
 POOL = 100  # candidates each side contributes before fusion
+RERANK_DEPTH = 20  # hybrid candidates re-ranked by sentence coverage
+TERM_WEIGHT, PHRASE_WEIGHT = 0.1, 0.2
+PER_DOCUMENT: float | None = 0.6  # share of the k slots one document may keep (diversify)
+ANSWER_THRESHOLD = 0.30  # best passage cosine below this: "no answer" (bench/answerable.py)
 
 
 def retrieve(
-    index: StoredIndex, query_vectors: np.ndarray, questions: Sequence[str], k: int, mode: str
+    index: StoredIndex,
+    query_vectors: np.ndarray,
+    questions: Sequence[str],
+    k: int,
+    mode: str,
+    rerank_top: bool = True,
+    per_document: float | None = PER_DOCUMENT,
 ) -> list[list[tuple[int, float]]]:
     """(row, score) of the k best passages per question, best first."""
     if mode not in MODES:
@@ -69,9 +82,62 @@ def retrieve(
         candidates = {row for row, _ in dense[n]} | {row for row, _ in _top(lexical, pool)}
         rows = np.fromiter(candidates, dtype=np.int64)
         fused = fuse(index.dense_scores(query_vectors[n], rows), lexical[rows])
-        order = np.argsort(-fused, kind="stable")[:k]
-        out.append([(int(rows[i]), float(fused[i])) for i in order])
+        order = np.argsort(-fused, kind="stable")
+        ranked = [(int(rows[i]), float(fused[i])) for i in order[: max(2 * k, RERANK_DEPTH)]]
+        if rerank_top:
+            ranked = rerank(index, question, ranked)
+        out.append(diversify(index, query_vectors[n], ranked, k, per_document))
     return out
+
+
+def diversify(
+    index: StoredIndex,
+    query_vector: np.ndarray,
+    ranked: list[tuple[int, float]],
+    k: int,
+    per_document: float | None,
+) -> list[tuple[int, float]]:
+    """The top k, where no document keeps more than ceil(per_document * k) slots while
+    passages of other documents that are relevant (cosine >= ANSWER_THRESHOLD) wait below."""
+    top, rest = ranked[:k], ranked[k:]
+    if per_document is None or not rest:
+        return top
+    cap = math.ceil(per_document * k)
+
+    def doc(row: int) -> tuple[str, str | None]:
+        return index.chunks[row].source, index.chunks[row].doc_id
+
+    counts = Counter(doc(row) for row, _ in top)
+    if max(counts.values()) <= cap:
+        return top
+    cosines = index.dense_scores(query_vector, np.array([row for row, _ in rest]))
+    waiting = [pair for pair, c in zip(rest, cosines, strict=True) if c >= ANSWER_THRESHOLD]
+    for row, score in waiting:
+        crowded = [i for i, (r, _) in enumerate(top) if counts[doc(r)] > cap]
+        if not crowded:
+            break
+        if counts[doc(row)] >= cap:
+            continue
+        dropped = top.pop(crowded[-1])  # the crowded document's weakest passage gives way
+        counts[doc(dropped[0])] -= 1
+        counts[doc(row)] += 1
+        top.append((row, score))
+    return top
+
+
+def rerank(index: StoredIndex, question: str, ranked: list[tuple[int, float]]
+           ) -> list[tuple[int, float]]:
+    """Re-order the best RERANK_DEPTH candidates by fused score plus how well their best
+    sentence covers the question's terms and phrases (bench/results/rerank.txt)."""
+    matcher = index.lexical.matcher(question)
+    head = []
+    for row, score in ranked[:RERANK_DEPTH]:
+        cover = [matcher.coverage(_text(index.chunks[row], s))
+                 for s in _sentences(index.chunks[row])]
+        terms, phrases = max(c[0] for c in cover), max(c[1] for c in cover)
+        head.append((row, score + TERM_WEIGHT * terms + PHRASE_WEIGHT * phrases))
+    head.sort(key=lambda pair: -pair[1])
+    return head + ranked[RERANK_DEPTH:]
 
 
 def fuse(dense: np.ndarray, lexical: np.ndarray, weight: float = 0.5) -> np.ndarray:
@@ -97,7 +163,7 @@ def search(
     questions: Sequence[str],
     k: int,
     mode: str = "hybrid",
-) -> list[list[Hit]]:
+) -> list[Answer]:
     """The k best passages for each question, each with its best sentence marked."""
     if k < 1:
         raise InputError(f"-k must be at least 1 (got {k}).")
@@ -109,40 +175,66 @@ def search(
          enumerate(found, start=1)]
         for found in results
     ]
-    return highlight(embedder, query_vectors, hits)
+    marked = highlight(index, embedder, questions, query_vectors, hits)
+    return [
+        Answer(question, found, answered=answerable(index, vector, rows))
+        for question, vector, found, rows in zip(questions, query_vectors, marked, results,
+                                                 strict=True)
+    ]
+
+
+def answerable(index: StoredIndex, query_vector: np.ndarray, rows: list[tuple[int, float]]) -> bool:
+    """Whether some returned passage is close enough in meaning to answer the question."""
+    if not rows:
+        return False
+    cosines = index.dense_scores(query_vector, np.array([r for r, _ in rows]))
+    return bool(cosines.max() >= ANSWER_THRESHOLD)
 
 
 def highlight(
-    embedder: embedding.Embedder, query_vectors: np.ndarray, hits: list[list[Hit]]
+    index: StoredIndex,
+    embedder: embedding.Embedder,
+    questions: Sequence[str],
+    query_vectors: np.ndarray,
+    hits: list[list[Hit]],
+    method: str = "lexical",
 ) -> list[list[Hit]]:
-    """Mark in each hit the sentence closest to the question (all sentences embedded at once)."""
-    spans: list[list[tuple[int, int]]] = []
-    texts: list[str] = []
-    for found in hits:
-        for hit in found:
-            chunk = hit.chunk
-            sentences = [
-                (chunk.start + s, chunk.start + e) for s, e in sentence_spans(chunk.text)
-            ] or [(chunk.start, chunk.end)]
-            spans.append(sentences)
-            if len(sentences) > 1:
-                texts.extend(chunk.text[s - chunk.start : e - chunk.start] for s, e in sentences)
-    vectors = embedder.embed(texts) if texts else np.empty((0, 0), np.float32)
+    """Mark in each hit the sentence that best answers its question.
+
+    lexical: the sentence holding the most IDF weight of the question's terms (cheap);
+    dense: the sentence whose embedding is closest to the question's (embeds every sentence).
+    """
+    spans = [[_sentences(hit.chunk) for hit in found] for found in hits]
+    if method == "dense":
+        texts = [_text(h.chunk, s) for found, sp in zip(hits, spans, strict=True)
+                 for h, sentences in zip(found, sp, strict=True) for s in sentences]
+        vectors = embedder.embed(texts) if texts else np.empty((0, 0), np.float32)
     out: list[list[Hit]] = []
-    at = flat = 0
-    for query, found in zip(query_vectors, hits, strict=True):
+    at = 0
+    for n, found in enumerate(hits):
         marked = []
-        for hit in found:
-            sentences = spans[flat]
-            flat += 1
-            best = sentences[0]
-            if len(sentences) > 1:
-                scores = vectors[at : at + len(sentences)] @ query
-                best = sentences[int(np.argmax(scores))]
+        for hit, sentences in zip(found, spans[n], strict=True):
+            if method == "dense":
+                scores = list(vectors[at : at + len(sentences)] @ query_vectors[n])
                 at += len(sentences)
+            else:
+                matcher = index.lexical.matcher(questions[n])
+                scores = [TERM_WEIGHT * t + PHRASE_WEIGHT * p for t, p in
+                          (matcher.coverage(_text(hit.chunk, s)) for s in sentences)]
+            best = sentences[int(np.argmax(scores))]
             marked.append(Hit(hit.chunk, hit.score, hit.rank, best))
         out.append(marked)
     return out
+
+
+def _sentences(chunk: Chunk) -> list[tuple[int, int]]:
+    """A passage's sentences in document coordinates (the whole passage if it has none)."""
+    found = [(chunk.start + s, chunk.start + e) for s, e in sentence_spans(chunk.text)]
+    return found or [(chunk.start, chunk.end)]
+
+
+def _text(chunk: Chunk, span: tuple[int, int]) -> str:
+    return chunk.text[span[0] - chunk.start : span[1] - chunk.start]
 
 
 def ask(
@@ -166,12 +258,11 @@ def ask(
     index = current_index(
         settings, update=update, embedder=embedder, notify=notify, progress=progress
     )
-    ids = ids or [None] * len(questions)
     found = search(index, embedder, questions, k, mode)
     return Answers(
         corpus=index.manifest.corpus_path(index.path),
         model=index.manifest.model,
-        answers=[Answer(q, h, i) for q, h, i in zip(questions, found, ids, strict=True)],
+        answers=[replace(a, id=i) for a, i in zip(found, ids or [None] * len(found), strict=True)],
     )
 
 
