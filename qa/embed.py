@@ -119,6 +119,12 @@ class SentenceTransformerEmbedder:
         return out
 
     @property
+    def location(self) -> Path | None:
+        """The model's local folder, when it has one."""
+        path = Path(self._location)
+        return path if path.is_dir() else None
+
+    @property
     def dim(self) -> int:
         model = self._load()
         get_dim = getattr(model, "get_embedding_dimension", None)
@@ -145,3 +151,15 @@ class SentenceTransformerEmbedder:
 
 def load_embedder(name: str, batch_size: int = 32) -> Embedder:
     return SentenceTransformerEmbedder(name, batch_size=batch_size)
+
+
+def index_embedder(directory: Path, name: str, batch_size: int = 32) -> Embedder:
+    """The fastest embedder that reproduces an index's model: its exported ONNX encoder when it
+    has one (no torch import), else sentence-transformers."""
+    from qa.runtime import OnnxEmbedder, has_encoder
+
+    if has_encoder(directory):
+        onnx = OnnxEmbedder(directory)
+        if onnx.name == name:
+            return onnx
+    return load_embedder(name, batch_size)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -141,7 +143,10 @@ def build_index(
     sources = _read_sources(root)
     if embedder is None:
         model = settings.model or (old.manifest.model if old else DEFAULT_MODEL)
-        embedder = embedding.load_embedder(model, batch_size=settings.batch_size)
+        if old is not None and not rebuild:  # its ONNX encoder, if it has one: no torch
+            embedder = embedding.index_embedder(old.path, model, settings.batch_size)
+        else:
+            embedder = embedding.load_embedder(model, batch_size=settings.batch_size)
     model = embedder.name
     params = ChunkingParams(max_tokens=embedder.max_tokens)
     print_ = fingerprint(model, params)
@@ -164,7 +169,7 @@ def build_index(
     files: dict[str, FileEntry] = {}
     chunks: list[Chunk] = []
     skipped: list[str] = []
-    documents = changed_files = 0
+    changed_files = 0
     for number, (name, data) in enumerate(sources.items(), start=1):
         if progress:
             progress("reading", number, len(sources))
@@ -180,7 +185,6 @@ def build_index(
             files[name] = before
             if before.skipped:
                 skipped.append(before.skipped)
-            documents += len({(c.source, c.doc_id) for c in own})
             chunks.extend(own)
             continue
         changed_files += 1
@@ -191,7 +195,6 @@ def build_index(
             files[name] = FileEntry(sha256=digest, size=len(data), skipped=str(exc))
             continue
         own = chunk_documents(docs, params, embedder.count_tokens)
-        documents += len(docs)
         chunks.extend(own)
         files[name] = FileEntry(sha256=digest, size=len(data), chunks=len(own))
     for why in skipped:
@@ -199,6 +202,59 @@ def build_index(
     if not chunks:
         raise CorpusError(f"Corpus {root} has no text to index: add some articles.")
 
+    staging = settings.index.resolve().with_name(f".{settings.index.name}.encoder-{os.getpid()}")
+    try:
+        embedder, encoder = _with_encoder(embedder, old, staging, progress)
+        report = _finish(settings, root, old, reason, model, params, print_, files, chunks,
+                         embedder, encoder, progress)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return replace(report, files=len(sources), changed_files=changed_files,
+                   skipped=skipped, seconds=time.perf_counter() - started)
+
+
+def _with_encoder(
+    embedder: embedding.Embedder, old: StoredIndex | None, staging: Path,
+    progress: Progress | None,
+) -> tuple[embedding.Embedder, Path | None]:
+    """The embedder for this build, and the folder whose ONNX encoder the new index keeps.
+
+    A sentence-transformers model we can export is exported once (into staging), checked
+    against sentence-transformers, and then embeds this build too (faster, same vectors).
+    """
+    from qa.runtime import EncoderSpec, OnnxEmbedder, can_export, export_onnx
+
+    if isinstance(embedder, OnnxEmbedder):
+        return embedder, old.path if old is not None else None
+    if not isinstance(embedder, embedding.SentenceTransformerEmbedder):
+        return embedder, None
+    location = embedder.location
+    if location is None or not can_export(location):
+        return embedder, None
+    if progress:
+        progress("exporting model to ONNX", 0, 1)
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        export_onnx(location, staging, EncoderSpec(embedder.name, embedder.max_tokens,
+                                                   embedder.dim))
+        onnx = OnnxEmbedder(staging)
+        sample = ["How much is JD.com paying for its stake in Farfetch?", "word " * 400,
+                  "Emperor penguins breed in the Antarctic winter."]
+        agreement = float((onnx.embed(sample) * embedder.embed(sample)).sum(axis=1).min())
+        if agreement < 0.9999:
+            raise ValueError(f"its vectors differ from sentence-transformers' (cosine {agreement})")
+    except Exception as exc:  # any failure leaves the slower, exact path
+        log.warning("could not export %s to ONNX (%s); questions will load sentence-transformers",
+                    embedder.name, exc)
+        return embedder, None
+    return onnx, staging
+
+
+def _finish(
+    settings: Settings, root: Path, old: StoredIndex | None, reason: str | None, model: str,
+    params: ChunkingParams, print_: str, files: dict[str, FileEntry], chunks: list[Chunk],
+    embedder: embedding.Embedder, encoder: Path | None, progress: Progress | None,
+) -> IndexReport:
     vectors, embedded, reused = _vectors(chunks, old, embedder, progress)
     removed = 0
     if old is not None:
@@ -211,7 +267,7 @@ def build_index(
         chunking=params,
         corpus=relative_corpus(root, settings.index),
         files=files,
-        documents=documents,
+        documents=len({(c.source, c.doc_id) for c in chunks}),
         chunks=len(chunks),
         created=created,
         updated=now(),
@@ -223,18 +279,16 @@ def build_index(
         if progress:
             progress("keyword index", 0, 1)
         lexical = build_lexical([c.embed_text() for c in chunks])
-    write_index(settings.index, manifest, chunks, vectors, lexical)
+    write_index(settings.index, manifest, chunks, vectors, lexical, encoder)
     return IndexReport(
-        documents=documents,
+        documents=manifest.documents,
         chunks=len(chunks),
         embedded=embedded,
         reused=reused,
         removed=removed,
-        files=len(sources),
-        changed_files=changed_files,
-        skipped=skipped,
+        files=0,
+        changed_files=0,
         rebuilt=reason,
-        seconds=time.perf_counter() - started,
     )
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from qa import embed as embedding
-from qa.config import DEFAULT_MODEL, Settings
+from qa.config import Settings
 from qa.corpus import Chunk, sentence_spans
-from qa.errors import InputError, QAError
+from qa.errors import InputError
 from qa.indexer import Progress, current_index
-from qa.store import StoredIndex, read_manifest
+from qa.store import StoredIndex
 
 
 @dataclass(frozen=True)
@@ -253,23 +253,14 @@ def ask(
     if k < 1:
         raise InputError(f"-k must be at least 1 (got {k}).")
     questions = [check_question(q) for q in questions]
-    if embedder is None:  # one embedder (loaded lazily) serves both the update and the questions
-        embedder = embedding.load_embedder(_model_name(settings), settings.batch_size)
     index = current_index(
         settings, update=update, embedder=embedder, notify=notify, progress=progress
     )
+    if embedder is None:
+        embedder = embedding.index_embedder(index.path, index.manifest.model, settings.batch_size)
     found = search(index, embedder, questions, k, mode)
     return Answers(
         corpus=index.manifest.corpus_path(index.path),
         model=index.manifest.model,
         answers=[replace(a, id=i) for a, i in zip(found, ids or [None] * len(found), strict=True)],
     )
-
-
-def _model_name(settings: Settings) -> str:
-    if settings.model:
-        return settings.model
-    try:
-        return read_manifest(settings.index).model
-    except QAError:
-        return DEFAULT_MODEL

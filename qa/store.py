@@ -155,7 +155,10 @@ def write_index(
     chunks: list[Chunk],
     vectors: np.ndarray,
     lexical: LexicalIndex,
+    encoder: Path | None = None,
 ) -> None:
+    """Write the index into a temporary directory and swap it in; `encoder` is a folder
+    whose ONNX encoder files the new index keeps (hard-linked when possible)."""
     import faiss
 
     index_dir = index_dir.resolve()
@@ -169,6 +172,14 @@ def write_index(
             flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
         faiss.write_index(flat, str(tmp / VECTORS))
         lexical.save(tmp)
+        if encoder is not None:
+            from qa.runtime import ENCODER_FILES
+
+            for name in ENCODER_FILES:
+                try:
+                    os.link(encoder / name, tmp / name)
+                except OSError:
+                    shutil.copyfile(encoder / name, tmp / name)
         with (tmp / CHUNKS).open("w", encoding="utf-8") as f:
             for chunk in chunks:
                 f.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")

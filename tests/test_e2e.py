@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from qa.config import Settings
-from qa.embed import load_embedder
+from qa.embed import index_embedder, load_embedder
 from qa.indexer import build_index
+from qa.runtime import OnnxEmbedder, has_encoder
 from qa.search import Answers, ask
+from qa.store import load_index
 
 from .conftest import REPO
 
@@ -32,6 +34,10 @@ QUESTIONS = [
     ("Which designers will the New York Fashion Week show highlight?", "emerging Chinese designers"),
     ("What payment system does JD.com offer Farfetch?", "JD Pay"),
     ("What share of Index Fashion brands does JD.com sell through its own stores?", "68%"),
+    ("Who joined the Farfetch board?", "Richard Liu will take a seat on the Farfetch board"),
+    ("What did Farfetch CEO José Neves say about JD.com?", "strict protection of IP"),
+    ("What percentage of Fashion labels host flagships on Tmall?", "only 21% of Fashion labels"),
+    ("What digital marketing platform does JD.com have?", "BlackDragon"),
 ]
 
 
@@ -45,11 +51,36 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
 
 @pytest.fixture(scope="session")
 def answers(shipped: tuple[Settings, Path]) -> Answers:
+    """Built as a user builds it: the model exported to ONNX, questions embedded by it."""
     settings, _ = shipped
-    embedder = load_embedder("sentence-transformers/all-MiniLM-L6-v2")
-    report = build_index(settings, embedder=embedder)
+    report = build_index(settings)
     assert report.embedded == report.chunks == 10
-    return ask(settings, [q for q, _ in QUESTIONS], k=3, embedder=embedder)
+    assert has_encoder(settings.index)
+    return ask(settings, [q for q, _ in QUESTIONS], k=3)
+
+
+def test_the_onnx_encoder_reproduces_sentence_transformers(
+    answers: Answers, shipped: tuple[Settings, Path]
+) -> None:
+    settings, _ = shipped
+    texts = [q for q, _ in QUESTIONS] + [c.embed_text() for c in load_index(settings.index).chunks]
+    onnx = index_embedder(settings.index, answers.model)
+    assert isinstance(onnx, OnnxEmbedder)
+    exact = load_embedder(answers.model).embed(texts)
+    assert float((onnx.embed(texts) * exact).sum(axis=1).min()) >= 0.9999
+    index = load_index(settings.index)
+    assert index.search(onnx.embed(texts[:15]), 10) == index.search(exact[:15], 10) or all(
+        [r for r, _ in a] == [r for r, _ in b]
+        for a, b in zip(index.search(onnx.embed(texts[:15]), 10), index.search(exact[:15], 10),
+                        strict=True)
+    )
+
+
+def test_off_topic_questions_are_not_answered(shipped: tuple[Settings, Path],
+                                              answers: Answers) -> None:
+    settings, _ = shipped
+    result = ask(settings, ["What is the capital of Peru?", "Who joined the Farfetch board?"])
+    assert [a.answered for a in result.answers] == [False, True]
 
 
 @pytest.mark.parametrize(("number", "expected"), list(enumerate(e for _, e in QUESTIONS)))
@@ -73,9 +104,30 @@ def test_citations_slice_the_shipped_articles(answers: Answers) -> None:
 
 
 def test_a_second_build_embeds_nothing(answers: Answers, shipped: tuple[Settings, Path]) -> None:
-    settings, _ = shipped
+    settings, root = shipped
     report = build_index(settings)
     assert (report.embedded, report.reused) == (0, 10)
+    assert has_encoder(settings.index)
+
+
+def test_ask_and_updates_never_import_torch(answers: Answers,
+                                             shipped: tuple[Settings, Path]) -> None:
+    settings, root = shipped
+    (settings.corpus / "new.md").write_text("# Gucci\n\nGucci opened a flagship store on "
+                                            "Tmall's Luxury Pavilion in 2018, its first in China.")
+    code = (
+        "import sys, json\nfrom pathlib import Path\nfrom qa.config import Settings\n"
+        "from qa.search import ask\n"
+        f"s = Settings(corpus=Path({str(settings.corpus)!r}), index=Path({str(settings.index)!r}))\n"
+        "a = ask(s, ['Where did Gucci open a flagship store?'])\n"
+        "print(json.dumps([a.answers[0].hits[0].chunk.source, 'torch' in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["new.md", False]
+    (settings.corpus / "new.md").unlink()
+    assert build_index(settings).removed == 1
 
 
 def test_cli_end_to_end_in_a_subprocess(answers: Answers, shipped: tuple[Settings, Path]) -> None:

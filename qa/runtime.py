@@ -1,0 +1,153 @@
+"""ONNX Runtime encoder: the index's model exported once at build time, so questions (and later
+updates) are embedded without importing torch or sentence-transformers (~7 s here).
+
+export_onnx() needs torch, transformers and onnx (build time only); OnnxEmbedder needs only
+onnxruntime, tokenizers and numpy. The export reproduces sentence-transformers' vectors
+(mean pooling over the attention mask, then L2 normalisation); build time checks it does
+before the index keeps it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+ENCODER = "encoder.onnx"
+ENCODER_META = "encoder.json"
+TOKENIZER = "tokenizer.json"
+ENCODER_FILES = (ENCODER, ENCODER_META, TOKENIZER)
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    model: str  # the sentence-transformers name it reproduces
+    max_tokens: int
+    dim: int
+
+
+def can_export(model_dir: Path) -> bool:
+    """Models we know how to export exactly: a BERT-like transformer with mean pooling."""
+    try:
+        modules = json.loads((model_dir / "modules.json").read_text())
+        pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
+        config = json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    kinds = [m.get("type", "") for m in modules]
+    return (
+        (model_dir / TOKENIZER).is_file()
+        and config.get("model_type") == "bert"
+        and bool(pooling.get("pooling_mode_mean_tokens"))
+        and all(k.endswith(("Transformer", "Pooling", "Normalize")) for k in kinds)
+    )
+
+
+def export_onnx(model_dir: Path, out_dir: Path, spec: EncoderSpec) -> None:
+    """Write encoder.onnx (fused for ORT's BERT kernels), tokenizer.json and encoder.json."""
+    import torch
+    from onnxruntime.transformers import optimizer
+    from transformers import AutoModel
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+    config = model.config
+    x = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]])
+    raw = out_dir / f"{ENCODER}.raw"
+    with torch.no_grad(), warnings.catch_warnings():  # tracer warnings are about shapes we fix
+        warnings.simplefilter("ignore")
+        # The TorchScript exporter: its graph is what ORT's BERT fusions recognise.
+        torch.onnx.export(
+            LastHidden(model), (x, (x > 0).long(), torch.zeros_like(x)), str(raw),
+            input_names=list(INPUTS), output_names=["last_hidden_state"], opset_version=17,
+            dynamo=False,
+            dynamic_axes={n: {0: "batch", 1: "seq"} for n in (*INPUTS, "last_hidden_state")},
+        )
+    fused = optimizer.optimize_model(str(raw), model_type="bert",
+                                     num_heads=config.num_attention_heads,
+                                     hidden_size=config.hidden_size, opt_level=0)
+    fused.save_model_to_file(str(out_dir / ENCODER))
+    raw.unlink()
+    shutil.copyfile(model_dir / TOKENIZER, out_dir / TOKENIZER)
+    (out_dir / ENCODER_META).write_text(json.dumps(spec.__dict__) + "\n")
+
+
+def has_encoder(directory: Path) -> bool:
+    return all((directory / name).is_file() for name in ENCODER_FILES)
+
+
+class OnnxEmbedder:
+    """Embeds with an exported encoder: onnxruntime + tokenizers + numpy."""
+
+    def __init__(self, directory: Path, batch_size: int = 16, threads: int = 0) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        meta = json.loads((directory / ENCODER_META).read_text())
+        self.spec = EncoderSpec(**meta)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(directory / ENCODER), options, providers=["CPUExecutionProvider"]
+        )
+        # tokenizer.json pads and truncates at 128; sentence-transformers uses max_seq_length.
+        self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER))
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
+        self._batch_size = batch_size
+
+    @property
+    def name(self) -> str:
+        return self.spec.model
+
+    @property
+    def max_tokens(self) -> int:
+        return self.spec.max_tokens
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))] if texts else []
+
+    def embed(self, texts: Sequence[str], progress: Any = None) -> np.ndarray:
+        out = np.empty((len(texts), self.spec.dim), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self._tokenizer.encode_batch(list(texts))
+        ids = [e.ids[: self.spec.max_tokens - 1] + e.ids[-1:] if len(e.ids) > self.spec.max_tokens
+               else e.ids for e in encodings]  # truncate as sentence-transformers does
+        lengths = np.array([len(i) for i in ids])
+        order = np.argsort(-lengths, kind="stable")  # batches of similar length pad little
+        for begin in range(0, len(order), self._batch_size):
+            rows = order[begin : begin + self._batch_size]
+            width = int(lengths[rows[0]])
+            batch = np.zeros((len(rows), width), dtype=np.int64)
+            for r, row in enumerate(rows):
+                batch[r, : lengths[row]] = ids[row]
+            mask = (np.arange(width)[None, :] < lengths[rows][:, None]).astype(np.int64)
+            hidden = self._session.run(None, {"input_ids": batch, "attention_mask": mask,
+                                              "token_type_ids": np.zeros_like(batch)})[0]
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            out[rows] = pooled / norms
+            if progress:
+                progress(min(begin + self._batch_size, len(order)), len(order))
+        return out
