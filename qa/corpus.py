@@ -245,7 +245,8 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     for p_start, p_end in paragraph_spans(text, start, end):
         pos = p_start
         for match in _SENTENCE_END.finditer(text, p_start, p_end):
-            if match.group(1) == "." and _is_abbreviation(text[pos : match.start()]):
+            if match.group(1) == "." and _is_abbreviation(text[max(pos, match.start() - 24) :
+                                                                match.start()]):
                 continue
             _add_trimmed(text, pos, match.end(2), spans)
             pos = match.end()

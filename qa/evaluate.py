@@ -18,7 +18,7 @@ from qa.config import DEFAULT_MODEL, Settings
 from qa.corpus import passage_words
 from qa.errors import InputError
 from qa.indexer import Progress, build_index
-from qa.search import Hit, answerable, highlight, retrieve
+from qa.search import answerable, marked_hits, retrieve
 from qa.store import StoredIndex, load_index
 
 # --- metrics (as BEIR computes them with pytrec_eval) ------------------------------------------
@@ -172,7 +172,6 @@ def evaluate_spans(
     mode: str = "hybrid",
     embedder: embedding.Embedder | None = None,
     progress: Progress | None = None,
-    highlight_method: str = "lexical",
 ) -> Report:
     """hit@1/5/20 and MRR@10 for span-annotated questions; a passage from the right file
     answers when its [start, end) contains an answer span."""
@@ -183,7 +182,7 @@ def evaluate_spans(
     vectors = _embed_questions(embedder, texts, progress)
     found = retrieve(index, vectors, texts, 20, mode)
     totals: dict[str, float] = defaultdict(float)
-    tops: list[tuple[Hit, SpanQuestion, int]] = []  # correct top passages, to check highlights
+    highlighted = 0  # correct top passages whose marked sentence holds the answer
     for n, (q, rows) in enumerate(zip(questions, found, strict=True)):
         totals["no-answer flagged"] += not answerable(index, vectors[n], rows[:5])
         chunks = [index.chunks[row] for row, _ in rows]
@@ -192,17 +191,13 @@ def evaluate_spans(
             totals[f"hit@{k}"] += any(good[:k])
         totals["MRR@10"] += reciprocal_rank(good, 10)
         if good[:1] == [True]:
-            tops.append((Hit(chunks[0], rows[0][1], 1, (0, 0)), q, n))
+            [top] = marked_hits(index, q.question, rows[:1])
+            highlighted += _contains(top.chunk.source, *top.highlight, q)
     metrics = {name: value / len(questions) for name, value in totals.items()}
     metrics["mean passage words"] = sum(passage_words(c.text) for c in index.chunks) / len(
         index.chunks)
-    if tops:
-        chosen = [n for _, _, n in tops]
-        marked = highlight(index, embedder, [texts[n] for n in chosen], vectors[chosen],
-                           [[h] for h, _, _ in tops], method=highlight_method)
-        inside = sum(_contains(h.chunk.source, *h.highlight, q)
-                     for [h], (_, q, _) in zip(marked, tops, strict=True))
-        metrics["highlight has answer"] = inside / len(tops)
+    if totals["hit@1"]:
+        metrics["highlight has answer"] = highlighted / totals["hit@1"]
     return Report(questions_file.parent.name, mode, len(questions), metrics,
                   time.perf_counter() - started)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -42,6 +43,15 @@ class Analyzer:
         words = [w for w in TOKEN.findall(text.lower()) if w not in self.stopwords]
         return _stemmer(self.stemmer).stemWords(words) if self.stemmer else words
 
+    def terms_by_span(self, text: str, spans: Sequence[tuple[int, int]]) -> list[list[str]]:
+        """terms() of each text[start:end], stemming the whole text in one call."""
+        found = [(m.start(), m.group()) for m in TOKEN.finditer(text.lower())
+                 if m.group() not in self.stopwords]
+        stems = (_stemmer(self.stemmer).stemWords([w for _, w in found]) if self.stemmer
+                 else [w for _, w in found])
+        starts = [at for at, _ in found]
+        return [stems[bisect_left(starts, s) : bisect_left(starts, e)] for s, e in spans]
+
 
 # Lucene's English stopwords plus question words, which match nothing a reader wants
 # (measured in bench/results/lexical.txt: +1.7 points SQuAD hit@1, +0.003 SciFact nDCG@10).
@@ -65,8 +75,8 @@ class Matcher:
     weights: dict[str, float]
     bigrams: set[tuple[str, str]]
 
-    def coverage(self, text: str) -> tuple[float, float]:
-        terms = self.analyzer.terms(text)
+    def coverage(self, terms: list[str]) -> tuple[float, float]:
+        """Coverage by a sentence, given as its terms (Analyzer.terms)."""
         w = self.weights
         unigram = sum(w[t] for t in set(terms) if t in w) / (sum(w.values()) or 1.0)
         pairs = self.bigrams & set(zip(terms, terms[1:]))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from qa import __version__
-from qa.corpus import Chunk, ChunkingParams
+from qa.corpus import Chunk, ChunkingParams, sentence_spans
 from qa.errors import IndexCorruptError, IndexMissingError
 from qa.lexical import LexicalIndex
 
@@ -77,6 +77,18 @@ class StoredIndex:
     chunks: list[Chunk]
     faiss_index: Any
     lexical: LexicalIndex
+    # row -> its sentences' spans (document coordinates) and terms; filled as questions need it
+    sentences: dict[int, list[tuple[tuple[int, int], list[str]]]] = field(default_factory=dict)
+
+    def passage_sentences(self, row: int) -> list[tuple[tuple[int, int], list[str]]]:
+        """A passage's sentences (the whole passage if it has none) with their BM25 terms."""
+        if row not in self.sentences:
+            chunk = self.chunks[row]
+            spans = sentence_spans(chunk.text) or [(0, len(chunk.text))]
+            terms = self.lexical.analyzer.terms_by_span(chunk.text, spans)
+            self.sentences[row] = [((chunk.start + s, chunk.start + e), t)
+                                   for (s, e), t in zip(spans, terms, strict=True)]
+        return self.sentences[row]
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """(row, score) pairs per query, best first; faiss's -1 padding removed."""

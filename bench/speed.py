@@ -1,0 +1,171 @@
+"""Speed of qa on this machine: cold ask, warm questions, indexing throughput, incremental updates.
+
+Usage (from the repo root, after bin/setup):
+  .venv/bin/python bench/speed.py cold        # whole-process `qa ask`, median of 7, ONNX vs full path
+  .venv/bin/python bench/speed.py warm        # per-question latency in one process, SciFact index
+  .venv/bin/python bench/speed.py throughput  # passages/s, sentence-transformers vs ONNX, same texts
+  .venv/bin/python bench/speed.py incremental # edit/add/delete one article in a SciFact-size index
+Results are printed as markdown rows; bench/speed.md keeps them with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+QA = str(REPO / ".venv" / "bin" / "qa")
+QUESTION = "How much is JD.com paying for its stake in Farfetch?"
+WORK = Path("/tmp/qa-speed")
+
+
+def run_qa(*args: str, cwd: Path) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run([QA, *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return time.perf_counter() - started, done.stdout
+
+
+def cold(runs: int = 7) -> None:
+    """Median wall time of a whole `qa ask` process, index built, with and without ONNX."""
+    WORK.mkdir(exist_ok=True)
+    fast, full = WORK / "cold-onnx", WORK / "cold-full"
+    for folder in (fast, full):
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(REPO / "corpus", folder / "corpus")
+        run_qa("index", cwd=folder)
+    for name in ("encoder.onnx", "encoder.json", "tokenizer.json"):  # the full path: no export
+        (full / "index" / name).unlink()
+    outputs = {}
+    for label, folder in (("onnx (default)", fast), ("sentence-transformers", full)):
+        run_qa("ask", "--json", QUESTION, cwd=folder)  # page cache warm, as for a user
+        times = []
+        for _ in range(runs):
+            seconds, out = run_qa("ask", "--json", QUESTION, cwd=folder)
+            times.append(seconds)
+        outputs[label] = json.loads(out)
+        print(f"| cold `qa ask`, {label} | median {statistics.median(times):.3f} s | "
+              f"min {min(times):.3f} s | max {max(times):.3f} s | {runs} runs |")
+    a, b = (outputs[k]["results"] for k in outputs)
+    same = [(r["source"], r["paragraph"], r["start"]) for r in a] == [
+        (r["source"], r["paragraph"], r["start"]) for r in b]
+    drift = max(abs(x["score"] - y["score"]) for x, y in zip(a, b, strict=True))
+    print(f"| same passages in the same order: {same} | max score difference {drift:.2e} |")
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-X", "importtime", "-c", "import qa.cli"], cwd=REPO,
+                   capture_output=True, check=True)
+    print(f"| `import qa.cli` (with -X importtime) | {time.perf_counter() - started:.3f} s |")
+
+
+def warm() -> None:
+    """Per-question latency in one process over the SciFact index, as a long-lived mode sees."""
+    from qa.embed import index_embedder
+    from qa.evaluate import load_beir
+    from qa.search import search
+    from qa.store import load_index
+
+    index = load_index(REPO / "eval-index" / "scifact")
+    embedder = index_embedder(index.path, index.manifest.model)
+    queries = list(load_beir(DATA / "scifact", "test")[0].values())
+    for mode in ("hybrid", "dense", "lexical"):
+        search(index, embedder, queries[:5], 5, mode)  # warm up
+        times = []
+        for query in queries:
+            started = time.perf_counter()
+            search(index, embedder, [query], 5, mode)
+            times.append((time.perf_counter() - started) * 1000)
+        print(f"| warm question, SciFact ({len(index.chunks)} passages), {mode}, k=5 | "
+              f"p50 {np.percentile(times, 50):.1f} ms | p90 {np.percentile(times, 90):.1f} ms | "
+              f"p99 {np.percentile(times, 99):.1f} ms | {len(times)} questions |")
+
+
+def corpus_texts(name: str) -> list[str]:
+    from qa.store import load_index
+
+    path = REPO / "eval-index" / name if name != "corpus" else WORK / "cold-onnx" / "index"
+    return [c.embed_text() for c in load_index(path).chunks]
+
+
+def throughput(limit: int) -> None:
+    """Embedding passages/s on the same texts: sentence-transformers fp32 vs the ONNX encoder."""
+    from qa.embed import load_embedder
+    from qa.runtime import OnnxEmbedder
+
+    st = load_embedder("sentence-transformers/all-MiniLM-L6-v2")
+    onnx = OnnxEmbedder(REPO / "eval-index" / "scifact")
+    for name in ("corpus", "squad", "scifact"):
+        texts = corpus_texts(name)[:limit]
+        rates = {}
+        for label, embedder in (("sentence-transformers", st), ("onnx", onnx)):
+            embedder.embed(texts[:8])  # load and warm
+            started = time.perf_counter()
+            vectors = embedder.embed(texts)
+            rates[label] = len(texts) / (time.perf_counter() - started)
+            if label == "sentence-transformers":
+                exact = vectors
+        agreement = float((vectors * exact).sum(axis=1).min())
+        print(f"| {name} | {len(texts)} passages | sentence-transformers "
+              f"{rates['sentence-transformers']:.1f}/s | onnx {rates['onnx']:.1f}/s | "
+              f"x{rates['onnx'] / rates['sentence-transformers']:.2f} | min cosine {agreement:.6f} |")
+
+
+def incremental() -> None:
+    """A SciFact-size corpus as 5183 .md articles: edit, add and delete one, timing `qa index`."""
+    folder = WORK / "incremental"
+    articles = folder / "corpus"
+    if not (folder / "index" / "manifest.json").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        articles.mkdir(parents=True)
+        for line in (DATA / "scifact" / "corpus.jsonl").open():
+            doc = json.loads(line)
+            (articles / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n")
+        seconds, out = run_qa("index", cwd=folder)
+        print(f"| first `qa index` of 5183 articles | {seconds:.1f} s | {out.strip()} |")
+    seconds, out = run_qa("index", cwd=folder)
+    print(f"| `qa index`, nothing changed | {seconds:.2f} s | {out.strip()} |")
+    target = articles / "4983.md"
+    original = target.read_text()
+    target.write_text(original + "\nAn added paragraph about cerebral white matter in infants, "
+                      "written to measure an incremental update.\n")
+    seconds, out = run_qa("index", cwd=folder)
+    print(f"| edit one article (a paragraph added) | {seconds:.2f} s | {out.strip()} |")
+    target.write_text(original)
+    (articles / "new.md").write_text("# A new article\n\nThis new article says something about "
+                                     "myelin, oligodendrocytes and the developing human brain.\n")
+    seconds, out = run_qa("index", cwd=folder)
+    print(f"| add one article | {seconds:.2f} s | {out.strip()} |")
+    (articles / "new.md").unlink()
+    seconds, out = run_qa("index", cwd=folder)
+    print(f"| delete one article | {seconds:.2f} s | {out.strip()} |")
+    for name in sorted((folder / "index").iterdir()):
+        print(f"|   {name.name} | {name.stat().st_size / 1e6:.1f} MB |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["cold", "warm", "throughput", "incremental"])
+    parser.add_argument("--limit", type=int, default=2000, help="passages per set (throughput)")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    print(f"<!-- {time.strftime('%Y-%m-%d %H:%M')} load {os.getloadavg()[0]:.2f} -->")
+    if args.what == "cold":
+        cold()
+    elif args.what == "warm":
+        warm()
+    elif args.what == "throughput":
+        throughput(args.limit)
+    else:
+        incremental()
+
+
+if __name__ == "__main__":
+    main()
