@@ -1,9 +1,9 @@
 """Speed of qa on this machine: cold ask, warm questions, indexing throughput, incremental updates.
 
 Usage (from the repo root, after bin/setup):
-  .venv/bin/python bench/speed.py cold        # whole-process `qa ask`, median of 7, ONNX vs full path
+  .venv/bin/python bench/speed.py cold        # whole `qa ask` process, median of 7, ONNX vs full
   .venv/bin/python bench/speed.py warm        # per-question latency in one process, SciFact index
-  .venv/bin/python bench/speed.py throughput  # passages/s, sentence-transformers vs ONNX, same texts
+  .venv/bin/python bench/speed.py throughput  # passages/s, sentence-transformers vs ONNX
   .venv/bin/python bench/speed.py incremental # edit/add/delete one article in a SciFact-size index
 Results are printed as markdown rows; bench/speed.md keeps them with the machine.
 """
@@ -53,16 +53,23 @@ def cold(runs: int = 7) -> None:
             seconds, out = run_qa("ask", "--json", QUESTION, cwd=folder)
             times.append(seconds)
         outputs[label] = json.loads(out)
-        print(f"| cold `qa ask`, {label} | median {statistics.median(times):.3f} s | "
-              f"min {min(times):.3f} s | max {max(times):.3f} s | {runs} runs |")
+        print(
+            f"| cold `qa ask`, {label} | median {statistics.median(times):.3f} s | "
+            f"min {min(times):.3f} s | max {max(times):.3f} s | {runs} runs |"
+        )
     a, b = (outputs[k]["results"] for k in outputs)
     same = [(r["source"], r["paragraph"], r["start"]) for r in a] == [
-        (r["source"], r["paragraph"], r["start"]) for r in b]
+        (r["source"], r["paragraph"], r["start"]) for r in b
+    ]
     drift = max(abs(x["score"] - y["score"]) for x, y in zip(a, b, strict=True))
     print(f"| same passages in the same order: {same} | max score difference {drift:.2e} |")
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-X", "importtime", "-c", "import qa.cli"], cwd=REPO,
-                   capture_output=True, check=True)
+    subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import qa.cli"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    )
     print(f"| `import qa.cli` (with -X importtime) | {time.perf_counter() - started:.3f} s |")
 
 
@@ -83,9 +90,11 @@ def warm() -> None:
             started = time.perf_counter()
             search(index, embedder, [query], 5, mode)
             times.append((time.perf_counter() - started) * 1000)
-        print(f"| warm question, SciFact ({len(index.chunks)} passages), {mode}, k=5 | "
-              f"p50 {np.percentile(times, 50):.1f} ms | p90 {np.percentile(times, 90):.1f} ms | "
-              f"p99 {np.percentile(times, 99):.1f} ms | {len(times)} questions |")
+        print(
+            f"| warm question, SciFact ({len(index.chunks)} passages), {mode}, k=5 | "
+            f"p50 {np.percentile(times, 50):.1f} ms | p90 {np.percentile(times, 90):.1f} ms | "
+            f"p99 {np.percentile(times, 99):.1f} ms | {len(times)} questions |"
+        )
 
 
 def corpus_texts(name: str) -> list[str]:
@@ -113,9 +122,11 @@ def throughput(limit: int) -> None:
             if label == "sentence-transformers":
                 exact = vectors
         agreement = float((vectors * exact).sum(axis=1).min())
-        print(f"| {name} | {len(texts)} passages | sentence-transformers "
-              f"{rates['sentence-transformers']:.1f}/s | onnx {rates['onnx']:.1f}/s | "
-              f"x{rates['onnx'] / rates['sentence-transformers']:.2f} | min cosine {agreement:.6f} |")
+        print(
+            f"| {name} | {len(texts)} passages | sentence-transformers "
+            f"{rates['sentence-transformers']:.1f}/s | onnx {rates['onnx']:.1f}/s | "
+            f"x{rates['onnx'] / rates['sentence-transformers']:.2f} | min cosine {agreement:.6f} |"
+        )
 
 
 def incremental() -> None:
@@ -134,13 +145,17 @@ def incremental() -> None:
     print(f"| `qa index`, nothing changed | {seconds:.2f} s | {out.strip()} |")
     target = articles / "4983.md"
     original = target.read_text()
-    target.write_text(original + "\nAn added paragraph about cerebral white matter in infants, "
-                      "written to measure an incremental update.\n")
+    target.write_text(
+        original + "\nAn added paragraph about cerebral white matter in infants, "
+        "written to measure an incremental update.\n"
+    )
     seconds, out = run_qa("index", cwd=folder)
     print(f"| edit one article (a paragraph added) | {seconds:.2f} s | {out.strip()} |")
     target.write_text(original)
-    (articles / "new.md").write_text("# A new article\n\nThis new article says something about "
-                                     "myelin, oligodendrocytes and the developing human brain.\n")
+    (articles / "new.md").write_text(
+        "# A new article\n\nThis new article says something about "
+        "myelin, oligodendrocytes and the developing human brain.\n"
+    )
     seconds, out = run_qa("index", cwd=folder)
     print(f"| add one article | {seconds:.2f} s | {out.strip()} |")
     (articles / "new.md").unlink()

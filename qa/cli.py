@@ -23,7 +23,8 @@ from qa.config import Settings
 from qa.errors import InputError, QAError
 from qa.evaluate import eval_index, evaluate_beir, evaluate_spans
 from qa.indexer import IndexReport, build_index, index_status
-from qa.search import Answer, Answers, Hit, ask as ask_questions
+from qa.search import Answer, Answers, Hit
+from qa.search import ask as ask_questions
 
 app = typer.Typer(
     help="Ask questions about a folder of articles; get passages with exact citations.",
@@ -110,8 +111,10 @@ def note(message: str) -> None:
 def index(
     corpus: Annotated[
         Path | None,
-        typer.Argument(help="Folder of .txt/.md/.jsonl articles, or a .jsonl collection "
-                       "[env QA_CORPUS; default: the index's corpus, else corpus/]."),
+        typer.Argument(
+            help="Folder of .txt/.md/.jsonl articles, or a .jsonl collection "
+            "[env QA_CORPUS; default: the index's corpus, else corpus/]."
+        ),
     ] = None,
     index_dir: IndexOpt = None,
     model: ModelOpt = None,
@@ -148,12 +151,13 @@ def ask(
         Path | None,
         typer.Option(
             "--questions",
-            help="File of questions, one a line (plain text or JSON with \"question\" and an "
-            "optional \"id\"); prints one JSON object a line.",
+            help='File of questions, one a line (plain text or JSON with "question" and an '
+            'optional "id"); prints one JSON object a line.',
         ),
     ] = None,
     no_update: Annotated[
-        bool, typer.Option("--no-update", help="Use the index as it is, even if the corpus changed.")
+        bool,
+        typer.Option("--no-update", help="Use the index as it is, even if the corpus changed."),
     ] = False,
     corpus: Annotated[
         Path | None, typer.Option("--corpus", help="Corpus to index when the index is missing.")
@@ -172,7 +176,13 @@ def ask(
         settings = Settings.resolve(corpus=corpus, index=index_dir, model=model)
         texts, ids = read_questions(questions) if questions else ([question or ""], None)
         result = ask_questions(
-            settings, texts, k=k, mode=mode, ids=ids, update=not no_update, notify=note,
+            settings,
+            texts,
+            k=k,
+            mode=mode,
+            ids=ids,
+            update=not no_update,
+            notify=note,
             progress=progress,
         )
     if questions:
@@ -200,7 +210,7 @@ def read_questions(path: Path) -> tuple[list[str], list[str | None]]:
                 text = record["question"]
             except (ValueError, KeyError, TypeError):
                 raise InputError(
-                    f"{path}:{number}: expected a JSON object with a \"question\" field."
+                    f'{path}:{number}: expected a JSON object with a "question" field.'
                 ) from None
             texts.append(str(text))
             ids.append(None if record.get("id") is None else str(record["id"]))
@@ -260,15 +270,22 @@ def citation(root: Path, hit: Hit) -> str:
 
 def render_answer(result: Answers, answer: Answer) -> None:
     if not answer.answered:
-        out.print(Text("No passage in the corpus answers this question; the closest ones, "
-                       "which are weak matches:", style="bold red"))
+        out.print(
+            Text(
+                "No passage in the corpus answers this question; the closest ones, "
+                "which are weak matches:",
+                style="bold red",
+            )
+        )
         out.print()
     for hit in answer.hits:
         c = hit.chunk
         heading = Text.assemble((f"{hit.rank}. ", "bold"), (f"{hit.score:.3f}  ", "cyan"))
         if c.title:
             out.print(heading + Text(c.title, style="bold"))
-            out.print(Padding(Text(citation(result.corpus, hit), style="dim"), (0, 0, 0, 3), expand=False))
+            out.print(
+                Padding(Text(citation(result.corpus, hit), style="dim"), (0, 0, 0, 3), expand=False)
+            )
         else:
             out.print(heading + Text(citation(result.corpus, hit), style="bold"))
         text = Text(c.text)
@@ -294,30 +311,40 @@ def status(index_dir: IndexOpt = None, as_json: JsonOpt = False) -> None:
     table.add_row("corpus", str(state.corpus))
     table.add_row("model", f"{m.model} ({m.dim} dimensions)")
     table.add_row("contents", f"{m.documents} documents, {m.chunks} passages, {len(m.files)} files")
-    table.add_row("chunking", f"≤ {m.chunking.max_tokens} tokens, fragments < "
-                  f"{m.chunking.min_words} words merged")
+    table.add_row(
+        "chunking",
+        f"≤ {m.chunking.max_tokens} tokens, fragments < {m.chunking.min_words} words merged",
+    )
     table.add_row("built", f"{m.created} (updated {m.updated}, qa {m.qa_version})")
-    table.add_row("state", "stale: " + state.changes.summary() if state.changes
-                  else state.problem or "current")
+    table.add_row(
+        "state",
+        "stale: " + state.changes.summary() if state.changes else state.problem or "current",
+    )
     out.print(table)
 
 
 @app.command(name="eval")
 def eval_(
     beir: Annotated[
-        Path | None, typer.Option("--beir", help="BEIR folder (corpus.jsonl, queries.jsonl, "
-                                  "qrels/SPLIT.tsv).")
+        Path | None,
+        typer.Option("--beir", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)."),
     ] = None,
     questions: Annotated[
-        Path | None, typer.Option("--questions", help="Span-annotated questions (JSONL with "
-                                  "file, answers[start, end]); needs --corpus.")
+        Path | None,
+        typer.Option(
+            "--questions",
+            help="Span-annotated questions (JSONL with file, answers[start, end]); needs --corpus.",
+        ),
     ] = None,
     corpus: Annotated[Path | None, typer.Option("--corpus", help="Corpus of --questions.")] = None,
     split: Annotated[str, typer.Option(help="BEIR qrels split.")] = "test",
     mode: ModeOpt = "hybrid",
     index_dir: Annotated[
-        Path | None, typer.Option("--index", help="Index for the data set [default: "
-                                  "eval-index/NAME]; built or updated as needed.")
+        Path | None,
+        typer.Option(
+            "--index",
+            help="Index for the data set [default: eval-index/NAME]; built or updated as needed.",
+        ),
     ] = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
@@ -337,12 +364,19 @@ def eval_(
             settings = eval_index(corpus, index_dir, model)
             report = evaluate_spans(settings, questions, mode=mode, progress=progress)
     if as_json:
-        body = {"dataset": report.dataset, "mode": report.mode, "questions": report.questions,
-                "seconds": round(report.seconds, 3), **report.metrics}
+        body = {
+            "dataset": report.dataset,
+            "mode": report.mode,
+            "questions": report.questions,
+            "seconds": round(report.seconds, 3),
+            **report.metrics,
+        }
         sys.stdout.write(json.dumps(body) + "\n")
         return
-    table = Table(title=f"{report.dataset}: {report.questions} questions, {report.mode} mode "
-                  f"({report.seconds:.1f} s)")
+    table = Table(
+        title=f"{report.dataset}: {report.questions} questions, {report.mode} mode "
+        f"({report.seconds:.1f} s)"
+    )
     for name in report.metrics:
         table.add_column(name, justify="right")
     table.add_row(*(f"{v:.1f}" if "words" in n else f"{v:.4f}" for n, v in report.metrics.items()))
@@ -358,8 +392,10 @@ def version_callback(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        bool, typer.Option("--version", callback=version_callback, is_eager=True,
-                           help="Show the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=version_callback, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Ask questions about a folder of articles; get passages with exact citations."""

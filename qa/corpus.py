@@ -182,7 +182,7 @@ def _jsonl_documents(source: str, text: str) -> Iterator[Document]:
         doc_id = record.get("_id", record.get("id"))
         body = record.get("text")
         if doc_id is None or not isinstance(body, str):
-            log.warning("%s:%d: needs an \"_id\" (or \"id\") and a \"text\", skipped", source, number)
+            log.warning('%s:%d: needs an "_id" (or "id") and a "text", skipped', source, number)
             continue
         doc_id = str(doc_id)
         if doc_id in seen:
@@ -213,7 +213,8 @@ _SENTENCE_END = re.compile(r"([.!?]+)([\"'\u201d\u2019)\]]*)\s+(?=[\"'\u201c\u20
 _LAST_WORD = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st mt inc ltd co corp vs etc e.g i.e u.s u.k no nos fig figs al "
-    "jan feb mar apr jun jul aug sep sept oct nov dec approx dept est gen gov rev sgt capt col".split()
+    "jan feb mar apr jun jul aug sep sept oct nov dec approx dept est gen gov rev sgt capt "
+    "col".split()
 )
 
 
@@ -245,8 +246,9 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     for p_start, p_end in paragraph_spans(text, start, end):
         pos = p_start
         for match in _SENTENCE_END.finditer(text, p_start, p_end):
-            if match.group(1) == "." and _is_abbreviation(text[max(pos, match.start() - 24) :
-                                                                match.start()]):
+            if match.group(1) == "." and _is_abbreviation(
+                text[max(pos, match.start() - 24) : match.start()]
+            ):
                 continue
             _add_trimmed(text, pos, match.end(2), spans)
             pos = match.end()

@@ -137,8 +137,8 @@ class SentenceTransformerEmbedder:
                 import transformers
                 from sentence_transformers import SentenceTransformer
 
-                transformers.logging.disable_progress_bar()
-                transformers.logging.set_verbosity_error()
+                transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+                transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
                 self._model = SentenceTransformer(self._location, device="cpu")
             except Exception as exc:  # whatever the hub or the files raise, the fix is the same

@@ -110,8 +110,9 @@ def eval_index(corpus: Path, index: Path | None, model: str | None) -> Settings:
 def _prepared(
     settings: Settings, embedder: embedding.Embedder | None, progress: Progress | None
 ) -> tuple[StoredIndex, embedding.Embedder]:
-    embedder = embedder or embedding.load_embedder(settings.model or DEFAULT_MODEL,
-                                                   settings.batch_size)
+    embedder = embedder or embedding.load_embedder(
+        settings.model or DEFAULT_MODEL, settings.batch_size
+    )
     build_index(replace(settings, model=embedder.name), embedder=embedder, progress=progress)
     return load_index(settings.index), embedder
 
@@ -195,13 +196,14 @@ def evaluate_spans(
             highlighted += _contains(top.chunk.source, *top.highlight, q)
     metrics = {name: value / len(questions) for name, value in totals.items()}
     metrics["mean passage words"] = sum(passage_words(c.text) for c in index.chunks) / len(
-        index.chunks)
+        index.chunks
+    )
     if totals["hit@1"]:
         metrics["highlight has answer"] = highlighted / totals["hit@1"]
-    return Report(questions_file.parent.name, mode, len(questions), metrics,
-                  time.perf_counter() - started)
+    return Report(
+        questions_file.parent.name, mode, len(questions), metrics, time.perf_counter() - started
+    )
 
 
 def _contains(source: str, start: int, end: int, q: SpanQuestion) -> bool:
     return source == q.file and any(start <= a and b <= end for a, b in q.answers)
-

@@ -70,8 +70,11 @@ class Changes:
     def summary(self) -> str:
         return ", ".join(
             f"{len(names)} {label}"
-            for names, label in ((self.changed, "changed"), (self.added, "added"),
-                                 (self.removed, "removed"))
+            for names, label in (
+                (self.changed, "changed"),
+                (self.added, "added"),
+                (self.removed, "removed"),
+            )
             if names
         )
 
@@ -113,8 +116,9 @@ def corpus_changes(root: Path, manifest: Manifest) -> Changes:
         current[name] = "" if isinstance(data, OSError) else _sha256(data)
     return Changes(
         added=sorted(set(current) - set(manifest.files)),
-        changed=sorted(n for n in current if n in manifest.files
-                       and manifest.files[n].sha256 != current[n]),
+        changed=sorted(
+            n for n in current if n in manifest.files and manifest.files[n].sha256 != current[n]
+        ),
         removed=sorted(set(manifest.files) - set(current)),
     )
 
@@ -205,16 +209,35 @@ def build_index(
     staging = settings.index.resolve().with_name(f".{settings.index.name}.encoder-{os.getpid()}")
     try:
         embedder, encoder = _with_encoder(embedder, old, staging, progress)
-        report = _finish(settings, root, old, reason, model, params, print_, files, chunks,
-                         embedder, encoder, progress)
+        report = _finish(
+            settings,
+            root,
+            old,
+            reason,
+            model,
+            params,
+            print_,
+            files,
+            chunks,
+            embedder,
+            encoder,
+            progress,
+        )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return replace(report, files=len(sources), changed_files=changed_files,
-                   skipped=skipped, seconds=time.perf_counter() - started)
+    return replace(
+        report,
+        files=len(sources),
+        changed_files=changed_files,
+        skipped=skipped,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def _with_encoder(
-    embedder: embedding.Embedder, old: StoredIndex | None, staging: Path,
+    embedder: embedding.Embedder,
+    old: StoredIndex | None,
+    staging: Path,
     progress: Progress | None,
 ) -> tuple[embedding.Embedder, Path | None]:
     """The embedder for this build, and the folder whose ONNX encoder the new index keeps.
@@ -235,25 +258,41 @@ def _with_encoder(
         progress("exporting model to ONNX", 0, 1)
     staging.mkdir(parents=True, exist_ok=True)
     try:
-        export_onnx(location, staging, EncoderSpec(embedder.name, embedder.max_tokens,
-                                                   embedder.dim))
+        export_onnx(
+            location, staging, EncoderSpec(embedder.name, embedder.max_tokens, embedder.dim)
+        )
         onnx = OnnxEmbedder(staging)
-        sample = ["How much is JD.com paying for its stake in Farfetch?", "word " * 400,
-                  "Emperor penguins breed in the Antarctic winter."]
+        sample = [
+            "How much is JD.com paying for its stake in Farfetch?",
+            "word " * 400,
+            "Emperor penguins breed in the Antarctic winter.",
+        ]
         agreement = float((onnx.embed(sample) * embedder.embed(sample)).sum(axis=1).min())
         if agreement < 0.9999:
             raise ValueError(f"its vectors differ from sentence-transformers' (cosine {agreement})")
     except Exception as exc:  # any failure leaves the slower, exact path
-        log.warning("could not export %s to ONNX (%s); questions will load sentence-transformers",
-                    embedder.name, exc)
+        log.warning(
+            "could not export %s to ONNX (%s); questions will load sentence-transformers",
+            embedder.name,
+            exc,
+        )
         return embedder, None
     return onnx, staging
 
 
 def _finish(
-    settings: Settings, root: Path, old: StoredIndex | None, reason: str | None, model: str,
-    params: ChunkingParams, print_: str, files: dict[str, FileEntry], chunks: list[Chunk],
-    embedder: embedding.Embedder, encoder: Path | None, progress: Progress | None,
+    settings: Settings,
+    root: Path,
+    old: StoredIndex | None,
+    reason: str | None,
+    model: str,
+    params: ChunkingParams,
+    print_: str,
+    files: dict[str, FileEntry],
+    chunks: list[Chunk],
+    embedder: embedding.Embedder,
+    encoder: Path | None,
+    progress: Progress | None,
 ) -> IndexReport:
     vectors, embedded, reused = _vectors(chunks, old, embedder, progress)
     removed = 0
@@ -311,6 +350,7 @@ def _vectors(
         if chunk.sha256 not in known:
             todo.setdefault(chunk.sha256, chunk.embed_text())
     if todo:
+
         def embedding_progress(done: int, total: int) -> None:
             if progress:
                 progress("embedding", done, total)
@@ -381,8 +421,11 @@ class Status:
             "updated": m.updated,
             "qa_version": m.qa_version,
             "stale": bool(self.changes),
-            "changes": {"added": self.changes.added, "changed": self.changes.changed,
-                        "removed": self.changes.removed},
+            "changes": {
+                "added": self.changes.added,
+                "changed": self.changes.changed,
+                "removed": self.changes.removed,
+            },
             "problem": self.problem,
         }
 

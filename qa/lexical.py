@@ -45,10 +45,16 @@ class Analyzer:
 
     def terms_by_span(self, text: str, spans: Sequence[tuple[int, int]]) -> list[list[str]]:
         """terms() of each text[start:end], stemming the whole text in one call."""
-        found = [(m.start(), m.group()) for m in TOKEN.finditer(text.lower())
-                 if m.group() not in self.stopwords]
-        stems = (_stemmer(self.stemmer).stemWords([w for _, w in found]) if self.stemmer
-                 else [w for _, w in found])
+        found = [
+            (m.start(), m.group())
+            for m in TOKEN.finditer(text.lower())
+            if m.group() not in self.stopwords
+        ]
+        stems = (
+            _stemmer(self.stemmer).stemWords([w for _, w in found])
+            if self.stemmer
+            else [w for _, w in found]
+        )
         starts = [at for at, _ in found]
         return [stems[bisect_left(starts, s) : bisect_left(starts, e)] for s, e in spans]
 
@@ -79,7 +85,7 @@ class Matcher:
         """Coverage by a sentence, given as its terms (Analyzer.terms)."""
         w = self.weights
         unigram = sum(w[t] for t in set(terms) if t in w) / (sum(w.values()) or 1.0)
-        pairs = self.bigrams & set(zip(terms, terms[1:]))
+        pairs = self.bigrams & set(zip(terms, terms[1:], strict=False))
         total = sum(w[a] + w[b] for a, b in self.bigrams) or 1.0
         return unigram, sum(w[a] + w[b] for a, b in pairs) / total
 
@@ -105,7 +111,9 @@ class LexicalIndex:
 
     def matcher(self, question: str) -> Matcher:
         terms = self.analyzer.terms(question)
-        return Matcher(self.analyzer, {t: self.idf(t) for t in terms}, set(zip(terms, terms[1:])))
+        return Matcher(
+            self.analyzer, {t: self.idf(t) for t in terms}, set(zip(terms, terms[1:], strict=False))
+        )
 
     def idf(self, term: str) -> float:
         column = self.vocab.get(term)
@@ -131,7 +139,8 @@ class LexicalIndex:
         meta = json.loads((directory / LEXICAL).read_text(encoding="utf-8"))
         arrays = [np.load(directory / f"lexical.{n}.npy", allow_pickle=False) for n in ARRAYS]
         analyzer = Analyzer(frozenset(meta["stopwords"]), meta["stemmer"])
-        return cls(analyzer, meta["vocab"], *arrays, size=int(meta["size"]))
+        data, indices, indptr = arrays
+        return cls(analyzer, meta["vocab"], data, indices, indptr, size=int(meta["size"]))
 
 
 def build_lexical(texts: Sequence[str], analyzer: Analyzer | None = None) -> LexicalIndex:

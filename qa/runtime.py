@@ -65,8 +65,9 @@ def export_onnx(model_dir: Path, out_dir: Path, spec: EncoderSpec) -> None:
             self.model = model
 
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.model(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
     config = model.config
@@ -76,14 +77,22 @@ def export_onnx(model_dir: Path, out_dir: Path, spec: EncoderSpec) -> None:
         warnings.simplefilter("ignore")
         # The TorchScript exporter: its graph is what ORT's BERT fusions recognise.
         torch.onnx.export(
-            LastHidden(model), (x, (x > 0).long(), torch.zeros_like(x)), str(raw),
-            input_names=list(INPUTS), output_names=["last_hidden_state"], opset_version=17,
+            LastHidden(model),
+            (x, (x > 0).long(), torch.zeros_like(x)),
+            str(raw),
+            input_names=list(INPUTS),
+            output_names=["last_hidden_state"],
+            opset_version=17,
             dynamo=False,
             dynamic_axes={n: {0: "batch", 1: "seq"} for n in (*INPUTS, "last_hidden_state")},
         )
-    fused = optimizer.optimize_model(str(raw), model_type="bert",
-                                     num_heads=config.num_attention_heads,
-                                     hidden_size=config.hidden_size, opt_level=0)
+    fused = optimizer.optimize_model(
+        str(raw),
+        model_type="bert",
+        num_heads=config.num_attention_heads,
+        hidden_size=config.hidden_size,
+        opt_level=0,
+    )
     fused.save_model_to_file(str(out_dir / ENCODER))
     raw.unlink()
     shutil.copyfile(model_dir / TOKENIZER, out_dir / TOKENIZER)
@@ -131,8 +140,12 @@ class OnnxEmbedder:
         if not texts:
             return out
         encodings = self._tokenizer.encode_batch(list(texts))
-        ids = [e.ids[: self.spec.max_tokens - 1] + e.ids[-1:] if len(e.ids) > self.spec.max_tokens
-               else e.ids for e in encodings]  # truncate as sentence-transformers does
+        ids = [
+            e.ids[: self.spec.max_tokens - 1] + e.ids[-1:]
+            if len(e.ids) > self.spec.max_tokens
+            else e.ids
+            for e in encodings
+        ]  # truncate as sentence-transformers does
         lengths = np.array([len(i) for i in ids])
         order = np.argsort(-lengths, kind="stable")  # batches of similar length pad little
         for begin in range(0, len(order), self._batch_size):
@@ -142,8 +155,14 @@ class OnnxEmbedder:
             for r, row in enumerate(rows):
                 batch[r, : lengths[row]] = ids[row]
             mask = (np.arange(width)[None, :] < lengths[rows][:, None]).astype(np.int64)
-            hidden = self._session.run(None, {"input_ids": batch, "attention_mask": mask,
-                                              "token_type_ids": np.zeros_like(batch)})[0]
+            hidden = self._session.run(
+                None,
+                {
+                    "input_ids": batch,
+                    "attention_mask": mask,
+                    "token_type_ids": np.zeros_like(batch),
+                },
+            )[0]
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
             norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)

@@ -44,7 +44,7 @@ class Answers:
 def check_question(question: str) -> str:
     question = question.strip()
     if not question:
-        raise InputError("The question is empty: ask something, e.g. qa ask \"Who founded JD.com?\"")
+        raise InputError('The question is empty: ask something, e.g. qa ask "Who founded JD.com?"')
     return question
 
 
@@ -125,8 +125,9 @@ def diversify(
     return top
 
 
-def rerank(index: StoredIndex, question: str, ranked: list[tuple[int, float]]
-           ) -> list[tuple[int, float]]:
+def rerank(
+    index: StoredIndex, question: str, ranked: list[tuple[int, float]]
+) -> list[tuple[int, float]]:
     """Re-order the best RERANK_DEPTH candidates by fused score plus how well their best
     sentence covers the question's terms and phrases (bench/results/rerank.txt)."""
     matcher = index.lexical.matcher(question)
@@ -170,8 +171,9 @@ def search(
     query_vectors = embedder.embed(questions)
     results = retrieve(index, query_vectors, questions, k, mode)
     return [
-        Answer(question, marked_hits(index, question, rows),
-               answered=answerable(index, vector, rows))
+        Answer(
+            question, marked_hits(index, question, rows), answered=answerable(index, vector, rows)
+        )
         for question, vector, rows in zip(questions, query_vectors, results, strict=True)
     ]
 

@@ -86,8 +86,10 @@ class StoredIndex:
             chunk = self.chunks[row]
             spans = sentence_spans(chunk.text) or [(0, len(chunk.text))]
             terms = self.lexical.analyzer.terms_by_span(chunk.text, spans)
-            self.sentences[row] = [((chunk.start + s, chunk.start + e), t)
-                                   for (s, e), t in zip(spans, terms, strict=True)]
+            self.sentences[row] = [
+                ((chunk.start + s, chunk.start + e), t)
+                for (s, e), t in zip(spans, terms, strict=True)
+            ]
         return self.sentences[row]
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
@@ -103,8 +105,8 @@ class StoredIndex:
 
     def dense_scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact inner products of one query with the given rows' vectors."""
-        vectors = np.vstack([self.faiss_index.reconstruct(int(r)) for r in rows])
-        return vectors @ query
+        vectors: np.ndarray = np.vstack([self.faiss_index.reconstruct(int(r)) for r in rows])
+        return np.asarray(vectors @ query, dtype=np.float32)
 
     def vectors(self) -> np.ndarray:
         return np.asarray(self.faiss_index.reconstruct_n(0, self.faiss_index.ntotal), np.float32)

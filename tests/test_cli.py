@@ -15,8 +15,12 @@ runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 
 
 @pytest.fixture
-def here(tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch,
-         fake_models: dict[str, FakeEmbedder]) -> Path:
+def here(
+    tmp_path: Path,
+    corpus: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_models: dict[str, FakeEmbedder],
+) -> Path:
     """Run in a folder holding corpus/, as a user of the README would, with fake models."""
     monkeypatch.chdir(tmp_path)
     for name in ("QA_CORPUS", "QA_INDEX", "QA_MODEL"):
@@ -40,14 +44,28 @@ def test_ask_builds_the_index_once_and_cites_the_passage(here: Path) -> None:
 
 
 def test_ask_json_has_every_field_and_offsets_slice_the_source(here: Path) -> None:
-    code, out, err = run("ask", "-k", "2", "--json", "Which space flight center designed the Saturn V?")
+    code, out, err = run(
+        "ask", "-k", "2", "--json", "Which space flight center designed the Saturn V?"
+    )
     assert code == 0, out + err
     body = json.loads(out)
     assert body["question"] == "Which space flight center designed the Saturn V?"
     assert [r["rank"] for r in body["results"]] == [1, 2]
     top = body["results"][0]
-    assert set(top) == {"rank", "score", "source", "doc_id", "title", "paragraph", "start", "end",
-                        "line_start", "line_end", "text", "highlight"}
+    assert set(top) == {
+        "rank",
+        "score",
+        "source",
+        "doc_id",
+        "title",
+        "paragraph",
+        "start",
+        "end",
+        "line_start",
+        "line_end",
+        "text",
+        "highlight",
+    }
     text = (here / "corpus" / top["source"]).read_text(encoding="utf-8-sig")
     for r in body["results"]:
         source_text = (here / "corpus" / r["source"]).read_text(encoding="utf-8-sig")
@@ -59,32 +77,54 @@ def test_ask_json_has_every_field_and_offsets_slice_the_source(here: Path) -> No
 
 def test_questions_file_gives_json_lines_in_order_with_ids(here: Path) -> None:
     qfile = here / "q.jsonl"
-    qfile.write_text('{"id": "a", "question": "What does yeast do to the dough?"}\n\n'
-                     "Which rocket went to the moon?\n")
+    qfile.write_text(
+        '{"id": "a", "question": "What does yeast do to the dough?"}\n\n'
+        "Which rocket went to the moon?\n"
+    )
     code, out, err = run("ask", "--questions", str(qfile), "-k", "1")
     assert code == 0, out + err
     lines = [json.loads(line) for line in out.splitlines()]
     assert [(x.get("id"), x["question"]) for x in lines] == [
-        ("a", "What does yeast do to the dough?"), (None, "Which rocket went to the moon?")]
+        ("a", "What does yeast do to the dough?"),
+        (None, "Which rocket went to the moon?"),
+    ]
     assert lines[0]["results"][0]["source"] == "cooking.txt"
 
 
 def test_jsonl_collection_gives_doc_ids_and_no_lines(here: Path, tmp_path: Path) -> None:
     coll = tmp_path / "coll.jsonl"
-    coll.write_text("\n".join(json.dumps(d) for d in [
-        {"_id": "d1", "title": "Penguins", "text": "Emperor penguins breed in the Antarctic "
-         "winter and the males keep the eggs warm on their feet."},
-        {"_id": "d2", "title": "Camels", "text": "Camels store fat in their humps and can go "
-         "for a week or more without drinking any water."},
-    ]))
+    coll.write_text(
+        "\n".join(
+            json.dumps(d)
+            for d in [
+                {
+                    "_id": "d1",
+                    "title": "Penguins",
+                    "text": "Emperor penguins breed in the Antarctic "
+                    "winter and the males keep the eggs warm on their feet.",
+                },
+                {
+                    "_id": "d2",
+                    "title": "Camels",
+                    "text": "Camels store fat in their humps and can go "
+                    "for a week or more without drinking any water.",
+                },
+            ]
+        )
+    )
     code, out, err = run("index", str(coll), "--index", "coll-index")
     assert code == 0, out + err
-    code, out, err = run("ask", "--index", "coll-index", "--json", "-k", "1",
-                         "Which animal stores fat in a hump?")
+    code, out, err = run(
+        "ask", "--index", "coll-index", "--json", "-k", "1", "Which animal stores fat in a hump?"
+    )
     assert code == 0, out + err
     [r] = json.loads(out)["results"]
-    assert (r["source"], r["doc_id"], r["title"], r["line_start"]) == ("coll.jsonl", "d2",
-                                                                       "Camels", None)
+    assert (r["source"], r["doc_id"], r["title"], r["line_start"]) == (
+        "coll.jsonl",
+        "d2",
+        "Camels",
+        None,
+    )
 
 
 def test_index_reports_counts_and_a_second_run_embeds_nothing(here: Path) -> None:
@@ -140,7 +180,10 @@ def test_index_errors_with_a_fix(here: Path) -> None:
     (here / "index" / "vectors.faiss").write_bytes(b"junk")
     code, out, err = run("ask", "hello")
     assert code == 1 and "Traceback" not in err
-    assert err == "error: Index index is damaged (vectors.faiss is unreadable): run `qa index --rebuild`.\n"
+    assert (
+        err == "error: Index index is damaged (vectors.faiss is unreadable): "
+        "run `qa index --rebuild`.\n"
+    )
 
 
 def test_usage_errors_exit_2(here: Path) -> None:

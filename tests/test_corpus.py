@@ -24,13 +24,16 @@ PARAMS = ChunkingParams(max_tokens=64)
 
 
 def chunks_of(source: str, text: str, params: ChunkingParams = PARAMS) -> list:
-    return chunk_documents(read_documents(source, text.encode()), params,
-                           FakeEmbedder().count_tokens)
+    return chunk_documents(
+        read_documents(source, text.encode()), params, FakeEmbedder().count_tokens
+    )
 
 
 def test_paragraphs_are_cited_as_a_reader_counts_them() -> None:
-    text = ("First paragraph has enough words to stand on its own here.\n\n"
-            "Second paragraph\nspans two lines and has plenty of words in it too.\n")
+    text = (
+        "First paragraph has enough words to stand on its own here.\n\n"
+        "Second paragraph\nspans two lines and has plenty of words in it too.\n"
+    )
     chunks = chunks_of("a.txt", text)
     assert [(c.id, c.paragraph, c.line_start, c.line_end) for c in chunks] == [
         ("a.txt#1", 1, 1, 1),
@@ -60,10 +63,12 @@ def test_a_long_first_line_is_not_a_title() -> None:
 
 
 def test_fragments_merge_forward_and_trailing_ones_are_dropped() -> None:
-    text = ("Intro text long enough to be a real paragraph of this article.\n\n"
-            "## Results\n\n"
-            "The results were good and everybody involved was very happy.\n\n"
-            "Daily Insights in Your Inbox\n\nEdit your preferences or unsubscribe\n")
+    text = (
+        "Intro text long enough to be a real paragraph of this article.\n\n"
+        "## Results\n\n"
+        "The results were good and everybody involved was very happy.\n\n"
+        "Daily Insights in Your Inbox\n\nEdit your preferences or unsubscribe\n"
+    )
     chunks = chunks_of("a.md", text)
     assert [c.paragraph for c in chunks] == [1, 2]
     assert chunks[1].text.startswith("## Results\n\nThe results")
@@ -135,7 +140,10 @@ def test_sources_are_listed_recursively_and_beir_folders_give_their_corpus(tmp_p
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x")
     assert [p.relative_to(tmp_path).as_posix() for p in list_sources(tmp_path)] == [
-        "a/b/x.md", "y.txt", "z.jsonl"]
+        "a/b/x.md",
+        "y.txt",
+        "z.jsonl",
+    ]
     (tmp_path / "qrels").mkdir()
     (tmp_path / "corpus.jsonl").write_text("{}")
     assert list_sources(tmp_path) == [tmp_path / "corpus.jsonl"]
@@ -146,8 +154,9 @@ def test_sources_are_listed_recursively_and_beir_folders_give_their_corpus(tmp_p
         list_sources(tmp_path / "nope")
 
 
-words = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
-                min_size=1, max_size=12)
+words = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12
+)
 paragraph = st.lists(words, min_size=1, max_size=40).map(" ".join)
 separator = st.sampled_from(["\n\n", "\n \n", "\r\n\r\n", "\n\n\n", "\n\t\n"])
 
@@ -189,7 +198,8 @@ def test_shipped_articles_cite_exact_slices() -> None:
         text = path.read_text(encoding="utf-8-sig")
         chunks = chunk_documents(
             read_documents(path.name, path.read_bytes()),
-            ChunkingParams(max_tokens=tokens.max_tokens), tokens.count_tokens,
+            ChunkingParams(max_tokens=tokens.max_tokens),
+            tokens.count_tokens,
         )
         assert chunks
         for chunk in chunks:

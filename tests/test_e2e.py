@@ -31,7 +31,10 @@ QUESTIONS = [
     ("When did Tmall launch a luxury flash sales channel?", "In March 2016"),
     ("When is JD.com's New York Fashion Week show?", "February 17"),
     ("Where did JD.com make its runway debut?", "Milan Fashion Week"),
-    ("Which designers will the New York Fashion Week show highlight?", "emerging Chinese designers"),
+    (
+        "Which designers will the New York Fashion Week show highlight?",
+        "emerging Chinese designers",
+    ),
     ("What payment system does JD.com offer Farfetch?", "JD Pay"),
     ("What share of Index Fashion brands does JD.com sell through its own stores?", "68%"),
     ("Who joined the Farfetch board?", "Richard Liu will take a seat on the Farfetch board"),
@@ -71,13 +74,15 @@ def test_the_onnx_encoder_reproduces_sentence_transformers(
     index = load_index(settings.index)
     assert index.search(onnx.embed(texts[:15]), 10) == index.search(exact[:15], 10) or all(
         [r for r, _ in a] == [r for r, _ in b]
-        for a, b in zip(index.search(onnx.embed(texts[:15]), 10), index.search(exact[:15], 10),
-                        strict=True)
+        for a, b in zip(
+            index.search(onnx.embed(texts[:15]), 10), index.search(exact[:15], 10), strict=True
+        )
     )
 
 
-def test_off_topic_questions_are_not_answered(shipped: tuple[Settings, Path],
-                                              answers: Answers) -> None:
+def test_off_topic_questions_are_not_answered(
+    shipped: tuple[Settings, Path], answers: Answers
+) -> None:
     settings, _ = shipped
     result = ask(settings, ["What is the capital of Peru?", "Who joined the Farfetch board?"])
     assert [a.answered for a in result.answers] == [False, True]
@@ -100,7 +105,10 @@ def test_citations_slice_the_shipped_articles(answers: Answers) -> None:
             assert c.start <= hit.highlight[0] < hit.highlight[1] <= c.end
     first = answers.answers[0].hits[0]
     assert (first.chunk.source, first.chunk.paragraph, first.chunk.line_start) == (
-        "000_b577fc557edadd91.txt", 2, 3)
+        "000_b577fc557edadd91.txt",
+        2,
+        3,
+    )
 
 
 def test_a_second_build_embeds_nothing(answers: Answers, shipped: tuple[Settings, Path]) -> None:
@@ -110,20 +118,23 @@ def test_a_second_build_embeds_nothing(answers: Answers, shipped: tuple[Settings
     assert has_encoder(settings.index)
 
 
-def test_ask_and_updates_never_import_torch(answers: Answers,
-                                             shipped: tuple[Settings, Path]) -> None:
+def test_ask_and_updates_never_import_torch(
+    answers: Answers, shipped: tuple[Settings, Path]
+) -> None:
     settings, root = shipped
-    (settings.corpus / "new.md").write_text("# Gucci\n\nGucci opened a flagship store on "
-                                            "Tmall's Luxury Pavilion in 2018, its first in China.")
+    (settings.corpus / "new.md").write_text(
+        "# Gucci\n\nGucci opened a flagship store on "
+        "Tmall's Luxury Pavilion in 2018, its first in China."
+    )
     code = (
         "import sys, json\nfrom pathlib import Path\nfrom qa.config import Settings\n"
         "from qa.search import ask\n"
-        f"s = Settings(corpus=Path({str(settings.corpus)!r}), index=Path({str(settings.index)!r}))\n"
+        f"s = Settings(corpus=Path({str(settings.corpus)!r}), "
+        f"index=Path({str(settings.index)!r}))\n"
         "a = ask(s, ['Where did Gucci open a flagship store?'])\n"
         "print(json.dumps([a.answers[0].hits[0].chunk.source, 'torch' in sys.modules]))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == ["new.md", False]
     (settings.corpus / "new.md").unlink()
@@ -133,9 +144,13 @@ def test_ask_and_updates_never_import_torch(answers: Answers,
 def test_cli_end_to_end_in_a_subprocess(answers: Answers, shipped: tuple[Settings, Path]) -> None:
     _, root = shipped
     qa = [sys.executable, "-m", "qa"]
-    done = subprocess.run([*qa, "ask", "--json", "-k", "1",
-                           "How much is JD.com paying for its stake in Farfetch?"],
-                          cwd=root, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [*qa, "ask", "--json", "-k", "1", "How much is JD.com paying for its stake in Farfetch?"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     [result] = json.loads(done.stdout)["results"]
     assert "$397 million" in result["text"] and result["paragraph"] == 2

@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from qa.cli import app
 from qa.evaluate import (
+    eval_index,
     evaluate_beir,
     evaluate_spans,
-    eval_index,
     ndcg_at_k,
     recall_at_k,
     reciprocal_rank,
@@ -45,13 +45,19 @@ def beir(tmp_path: Path) -> Path:
         ("d2", "Camels", "Camels store fat in their humps and survive long without water."),
         ("d3", "Owls", "Owls hunt at night and can turn their heads very far around."),
     ]
-    (root / "corpus.jsonl").write_text("\n".join(
-        json.dumps({"_id": i, "title": t, "text": x}) for i, t, x in docs))
-    (root / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in [
-        {"_id": "q1", "text": "Which animal stores fat in humps without water?"},
-        {"_id": "q2", "text": "Which birds hunt at night?"},
-        {"_id": "q3", "text": "not judged in the test split"},
-    ]))
+    (root / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"_id": i, "title": t, "text": x}) for i, t, x in docs)
+    )
+    (root / "queries.jsonl").write_text(
+        "\n".join(
+            json.dumps(q)
+            for q in [
+                {"_id": "q1", "text": "Which animal stores fat in humps without water?"},
+                {"_id": "q2", "text": "Which birds hunt at night?"},
+                {"_id": "q3", "text": "not judged in the test split"},
+            ]
+        )
+    )
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\nq2\td3\t1\n")
     return root
 
@@ -68,12 +74,25 @@ def test_span_evaluation_counts_hits_by_containment(corpus: Path, tmp_path: Path
     text = (corpus / "lakes.md").read_text()
     start = text.index("1642 metres")
     questions = tmp_path / "q.jsonl"
-    questions.write_text("\n".join(json.dumps(q) for q in [
-        {"id": "1", "question": "How deep is Lake Baikal in Siberia?", "file": "lakes.md",
-         "answers": [{"start": start, "end": start + 11, "text": "1642 metres"}]},
-        {"id": "2", "question": "How deep is Lake Baikal in Siberia?", "file": "cooking.txt",
-         "answers": [{"start": 0, "end": 5, "text": "Bread"}]},
-    ]))
+    questions.write_text(
+        "\n".join(
+            json.dumps(q)
+            for q in [
+                {
+                    "id": "1",
+                    "question": "How deep is Lake Baikal in Siberia?",
+                    "file": "lakes.md",
+                    "answers": [{"start": start, "end": start + 11, "text": "1642 metres"}],
+                },
+                {
+                    "id": "2",
+                    "question": "How deep is Lake Baikal in Siberia?",
+                    "file": "cooking.txt",
+                    "answers": [{"start": 0, "end": 5, "text": "Bread"}],
+                },
+            ]
+        )
+    )
     settings = eval_index(corpus, tmp_path / "idx", None)
     report = evaluate_spans(settings, questions, mode="dense", embedder=FakeEmbedder())
     assert report.metrics["hit@1"] == 0.5  # the second is answered lower down, if at all
@@ -81,10 +100,22 @@ def test_span_evaluation_counts_hits_by_containment(corpus: Path, tmp_path: Path
     assert report.metrics["mean passage words"] > 10
 
 
-def test_eval_command_prints_json(beir: Path, tmp_path: Path,
-                                  fake_models: dict[str, FakeEmbedder]) -> None:
-    result = CliRunner().invoke(app, ["eval", "--beir", str(beir), "--index",
-                                      str(tmp_path / "i"), "--mode", "lexical", "--json"])
+def test_eval_command_prints_json(
+    beir: Path, tmp_path: Path, fake_models: dict[str, FakeEmbedder]
+) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--beir",
+            str(beir),
+            "--index",
+            str(tmp_path / "i"),
+            "--mode",
+            "lexical",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert body["dataset"] == "tiny" and body["questions"] == 2 and body["nDCG@10"] == 1.0

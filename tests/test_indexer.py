@@ -159,8 +159,9 @@ def test_ask_updates_a_stale_index_and_says_so(
     assert result.answers[0].hits[0].chunk.source == "new.txt"
     (corpus / "new.txt").unlink()
     notes.clear()
-    result = ask(s, ["Why do volcanoes erupt in Iceland?"], embedder=fake, notify=notes.append,
-                 update=False)
+    result = ask(
+        s, ["Why do volcanoes erupt in Iceland?"], embedder=fake, notify=notes.append, update=False
+    )
     assert notes == [] and result.answers[0].hits[0].chunk.source == "new.txt"
 
 
