@@ -23,24 +23,32 @@ from qa.store import StoredIndex, load_index
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REPO = Path(__file__).resolve().parents[1]
 OFF_TOPIC = [
-    "What is the capital of Peru?", "How do I bake sourdough bread?",
-    "Who won the 1998 football World Cup?", "What is the boiling point of water on Everest?",
-    "How many moons does Jupiter have?", "What causes the northern lights?",
-    "Who wrote Pride and Prejudice?", "How does a heat pump work?",
-    "What is the speed of light in a vacuum?", "When did the Roman Empire fall?",
+    "What is the capital of Peru?",
+    "How do I bake sourdough bread?",
+    "Who won the 1998 football World Cup?",
+    "What is the boiling point of water on Everest?",
+    "How many moons does Jupiter have?",
+    "What causes the northern lights?",
+    "Who wrote Pride and Prejudice?",
+    "How does a heat pump work?",
+    "What is the speed of light in a vacuum?",
+    "When did the Roman Empire fall?",
 ]
 
 
 def best_cosines(index: StoredIndex, questions: list[str], embedder: object) -> np.ndarray:
     vectors = embedder.embed(questions)  # type: ignore[attr-defined]
     found = retrieve(index, vectors, questions, 5, "hybrid")
-    return np.array([float(index.dense_scores(v, np.array([r for r, _ in rows])).max())
-                     for v, rows in zip(vectors, found, strict=True)])
+    return np.array(
+        [
+            float(index.dense_scores(v, np.array([r for r, _ in rows])).max())
+            for v, rows in zip(vectors, found, strict=True)
+        ]
+    )
 
 
 def main() -> None:
-    args = [Path(a) for a in sys.argv[1:]] or [Path("eval-index/scifact"),
-                                                 Path("eval-index/squad")]
+    args = [Path(a) for a in sys.argv[1:]] or [Path("eval-index/scifact"), Path("eval-index/squad")]
     embedder = load_embedder(DEFAULT_MODEL)
     scifact, squad = load_index(args[0]), load_index(args[1])
     shipped_dir = Path("/tmp/qa-answerable-index")
@@ -57,8 +65,13 @@ def main() -> None:
         "SciFact on SQuAD": best_cosines(squad, claims, embedder),
         "off-topic on corpus/": best_cosines(shipped, OFF_TOPIC, embedder),
     }
-    print("| threshold | " + " | ".join(f"{n} flagged" for n in answerable) + " | "
-          + " | ".join(f"{n} caught" for n in unanswerable) + " |")
+    print(
+        "| threshold | "
+        + " | ".join(f"{n} flagged" for n in answerable)
+        + " | "
+        + " | ".join(f"{n} caught" for n in unanswerable)
+        + " |"
+    )
     for t in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45):
         cells = [f"{(c < t).mean():.1%}" for c in (*answerable.values(), *unanswerable.values())]
         print(f"| {t:.2f} | " + " | ".join(cells) + " |")

@@ -103,15 +103,21 @@ def squad(index: StoredIndex, embedder: object) -> tuple[Callable[[np.ndarray], 
         mrr = 0.0
         top = np.argsort(-fused, axis=1, kind="stable")[:, :20]
         for n, q in enumerate(questions):
-            good = [chunks[r].source == q.file and any(
-                chunks[r].start <= a and b <= chunks[r].end for a, b in q.answers)
-                for r in top[n]]
+            good = [
+                chunks[r].source == q.file
+                and any(chunks[r].start <= a and b <= chunks[r].end for a, b in q.answers)
+                for r in top[n]
+            ]
             for k in hits:
                 hits[k] += any(good[:k])
             mrr += reciprocal_rank(good, 10)
         n = len(questions)
-        return {"SQuAD hit@1": hits[1] / n, "hit@5": hits[5] / n, "hit@20": hits[20] / n,
-                "MRR@10": mrr / n}
+        return {
+            "SQuAD hit@1": hits[1] / n,
+            "hit@5": hits[5] / n,
+            "hit@20": hits[20] / n,
+            "MRR@10": mrr / n,
+        }
 
     return measure, dense, bm25
 

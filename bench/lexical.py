@@ -20,8 +20,11 @@ from qa.store import load_index
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 WH = frozenset("what which who whom whose when where why how did does do was were".split())
-LISTS = {"lucene": frozenset(STOPWORDS_EN), "lucene+wh": frozenset(STOPWORDS_EN) | WH,
-         "sklearn": frozenset(ENGLISH_STOP_WORDS)}
+LISTS = {
+    "lucene": frozenset(STOPWORDS_EN),
+    "lucene+wh": frozenset(STOPWORDS_EN) | WH,
+    "sklearn": frozenset(ENGLISH_STOP_WORDS),
+}
 
 
 def top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -30,8 +33,7 @@ def top(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def main() -> None:
-    args = [Path(a) for a in sys.argv[1:]] or [Path("eval-index/scifact"),
-                                                 Path("eval-index/squad")]
+    args = [Path(a) for a in sys.argv[1:]] or [Path("eval-index/scifact"), Path("eval-index/squad")]
     sc, sq = load_index(args[0]).chunks, load_index(args[1]).chunks
     queries, qrels = load_beir(DATA / "scifact", "test")
     questions = load_span_questions(DATA / "squad" / "questions.jsonl")
@@ -42,19 +44,26 @@ def main() -> None:
                 lexical.K1, lexical.B = k1, b
                 analyzer = lexical.Analyzer(words, stem)
                 bm25 = lexical.build_lexical([c.embed_text() for c in sc], analyzer)
-                ndcg = sum(ndcg_at_k(list(dict.fromkeys(docs[top(bm25.scores(q), 50)])),
-                                     qrels[i], 10) for i, q in queries.items()) / len(queries)
+                ndcg = sum(
+                    ndcg_at_k(list(dict.fromkeys(docs[top(bm25.scores(q), 50)])), qrels[i], 10)
+                    for i, q in queries.items()
+                ) / len(queries)
                 bm25 = lexical.build_lexical([c.embed_text() for c in sq], analyzer)
                 hit1 = hit5 = 0
                 for q in questions:
-                    good = [sq[r].source == q.file and any(
-                        sq[r].start <= a and e <= sq[r].end for a, e in q.answers)
-                        for r in top(bm25.scores(q.question), 5)]
+                    good = [
+                        sq[r].source == q.file
+                        and any(sq[r].start <= a and e <= sq[r].end for a, e in q.answers)
+                        for r in top(bm25.scores(q.question), 5)
+                    ]
                     hit1 += good[0]
                     hit5 += any(good)
                 n = len(questions)
-                print(f"{name:10s} {stem!s:8s} k1={k1} b={b}  scifact {ndcg:.4f}  "
-                      f"squad hit@1 {hit1 / n:.4f} hit@5 {hit5 / n:.4f}", flush=True)
+                print(
+                    f"{name:10s} {stem!s:8s} k1={k1} b={b}  scifact {ndcg:.4f}  "
+                    f"squad hit@1 {hit1 / n:.4f} hit@5 {hit5 / n:.4f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

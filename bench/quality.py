@@ -20,8 +20,15 @@ from qa.evaluate import eval_index, evaluate_beir, evaluate_spans, load_beir, nd
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "quality.md"
-SQUAD_COLUMNS = ["hit@1", "hit@5", "hit@20", "MRR@10", "mean passage words",
-                 "highlight has answer", "no-answer flagged"]
+SQUAD_COLUMNS = [
+    "hit@1",
+    "hit@5",
+    "hit@20",
+    "MRR@10",
+    "mean passage words",
+    "highlight has answer",
+    "no-answer flagged",
+]
 BEIR_COLUMNS = ["nDCG@10", "recall@10", "recall@100", "MRR@10", "no-answer flagged"]
 
 
@@ -34,25 +41,39 @@ def reference_dense(embedder: object) -> float:
     vectors = embedder.embed([f"{d['title']} {d['text']}" for d in docs])  # type: ignore
     scores = embedder.embed(list(queries.values())) @ vectors.T  # type: ignore
     ids = np.array([str(d["_id"]) for d in docs])
-    return float(np.mean([ndcg_at_k(list(ids[np.argsort(-row)[:10]]), qrels[q], 10)
-                          for q, row in zip(queries, scores, strict=True)]))
+    return float(
+        np.mean(
+            [
+                ndcg_at_k(list(ids[np.argsort(-row)[:10]]), qrels[q], 10)
+                for q, row in zip(queries, scores, strict=True)
+            ]
+        )
+    )
 
 
 def main() -> None:
     embedder = load_embedder(DEFAULT_MODEL)
-    runs = [("dense", "dense", {}), ("lexical (BM25)", "lexical", {}),
-            ("hybrid, fusion only", "hybrid", {"RERANK_DEPTH": 0, "PER_DOCUMENT": None}),
-            ("hybrid + re-rank, no cap", "hybrid", {"PER_DOCUMENT": None}),
-            ("**hybrid (default)**", "hybrid", {})]
+    runs = [
+        ("dense", "dense", {}),
+        ("lexical (BM25)", "lexical", {}),
+        ("hybrid, fusion only", "hybrid", {"RERANK_DEPTH": 0, "PER_DOCUMENT": None}),
+        ("hybrid + re-rank, no cap", "hybrid", {"PER_DOCUMENT": None}),
+        ("**hybrid (default)**", "hybrid", {}),
+    ]
     defaults = {name: getattr(qa.search, name) for name in ("RERANK_DEPTH", "PER_DOCUMENT")}
     beir_rows, squad_rows = [], []
     for label, mode, overrides in runs:
         for name, value in {**defaults, **overrides}.items():
             setattr(qa.search, name, value)
-        beir = evaluate_beir(eval_index(DATA / "scifact", None, None), DATA / "scifact",
-                             mode=mode, embedder=embedder)
-        squad = evaluate_spans(eval_index(DATA / "squad" / "corpus", None, None),
-                               DATA / "squad" / "questions.jsonl", mode=mode, embedder=embedder)
+        beir = evaluate_beir(
+            eval_index(DATA / "scifact", None, None), DATA / "scifact", mode=mode, embedder=embedder
+        )
+        squad = evaluate_spans(
+            eval_index(DATA / "squad" / "corpus", None, None),
+            DATA / "squad" / "questions.jsonl",
+            mode=mode,
+            embedder=embedder,
+        )
         beir_rows.append((label, beir))
         squad_rows.append((label, squad))
         print(label, beir.metrics, squad.metrics, flush=True)
@@ -72,8 +93,10 @@ def main() -> None:
         "",
         "| mode | " + " | ".join(BEIR_COLUMNS) + " |",
         "|---|" + "---|" * len(BEIR_COLUMNS),
-        *(f"| {label} | " + " | ".join(cell(c, r.metrics[c]) for c in BEIR_COLUMNS) + " |"
-          for label, r in beir_rows),
+        *(
+            f"| {label} | " + " | ".join(cell(c, r.metrics[c]) for c in BEIR_COLUMNS) + " |"
+            for label, r in beir_rows
+        ),
         f"| dense, whole documents truncated at 256 (BEIR's setting) | {reference:.4f} | | | | |",
         "",
         "Published nDCG@10 (../shared/data/README.md): BM25 0.665 (BEIR) / 0.687 (bm25s);",
@@ -84,9 +107,12 @@ def main() -> None:
         "",
         "| mode | " + " | ".join(SQUAD_COLUMNS) + " |",
         "|---|" + "---|" * len(SQUAD_COLUMNS),
-        *(f"| {label} | " + " | ".join(cell(c, r.metrics.get(c, float('nan')))
-                                        for c in SQUAD_COLUMNS) + " |"
-          for label, r in squad_rows),
+        *(
+            f"| {label} | "
+            + " | ".join(cell(c, r.metrics.get(c, float("nan"))) for c in SQUAD_COLUMNS)
+            + " |"
+            for label, r in squad_rows
+        ),
         "",
         "Reference ordering (DPR paper, all of Wikipedia): BM25 beats dense on SQuAD "
         "questions, BM25 + dense beats both.",
