@@ -294,6 +294,15 @@ def _finish(
     encoder: Path | None,
     progress: Progress | None,
 ) -> IndexReport:
+    if (
+        old is not None
+        and chunks == old.chunks
+        and files == old.manifest.files
+        and encoder == old.path
+        and old.manifest.corpus == relative_corpus(root, settings.index)
+    ):  # nothing to do: leave the index on disk untouched
+        n = len(chunks)
+        return IndexReport(old.manifest.documents, n, 0, n, 0, files=0, changed_files=0)
     vectors, embedded, reused = _vectors(chunks, old, embedder, progress)
     removed = 0
     if old is not None:
@@ -317,7 +326,15 @@ def _finish(
     else:
         if progress:
             progress("keyword index", 0, 1)
-        lexical = build_lexical([c.embed_text() for c in chunks])
+        old_rows = {c.sha256: row for row, c in enumerate(old.chunks)} if old else {}
+        known = [old_rows.get(c.sha256) for c in chunks]
+        lexical = build_lexical(
+            [c.embed_text() for c in chunks],
+            cached=[
+                None if row is None or old is None else old.lexical.passage_terms(row)
+                for row in known
+            ],
+        )
     write_index(settings.index, manifest, chunks, vectors, lexical, encoder)
     return IndexReport(
         documents=manifest.documents,

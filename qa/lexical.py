@@ -12,7 +12,7 @@ import math
 import re
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 LEXICAL = "lexical.json"
-ARRAYS = ("data", "indices", "indptr")
+ARRAYS = ("data", "indices", "indptr", "term_ids", "term_offsets")
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s's default pattern
 K1, B = 1.2, 0.75
 
@@ -98,6 +98,17 @@ class LexicalIndex:
     indices: np.ndarray
     indptr: np.ndarray
     size: int  # passages
+    # Each passage's terms as vocabulary ids, concatenated, and where each passage's begin:
+    # an update re-analyses only new passages.
+    term_ids: np.ndarray
+    term_offsets: np.ndarray
+    _words: dict[int, str] = field(default_factory=dict, repr=False)  # vocab, inverted on use
+
+    def passage_terms(self, row: int) -> list[str]:
+        if not self._words:
+            self._words.update((column, term) for term, column in self.vocab.items())
+        ids = self.term_ids[self.term_offsets[row] : self.term_offsets[row + 1]]
+        return [self._words[int(i)] for i in ids]
 
     def scores(self, question: str) -> np.ndarray:
         """BM25 score of every passage for the question (zeros where no term matches)."""
@@ -139,23 +150,47 @@ class LexicalIndex:
         meta = json.loads((directory / LEXICAL).read_text(encoding="utf-8"))
         arrays = [np.load(directory / f"lexical.{n}.npy", allow_pickle=False) for n in ARRAYS]
         analyzer = Analyzer(frozenset(meta["stopwords"]), meta["stemmer"])
-        data, indices, indptr = arrays
-        return cls(analyzer, meta["vocab"], data, indices, indptr, size=int(meta["size"]))
+        data, indices, indptr, term_ids, term_offsets = arrays
+        return cls(
+            analyzer,
+            meta["vocab"],
+            data,
+            indices,
+            indptr,
+            int(meta["size"]),
+            term_ids,
+            term_offsets,
+        )
 
 
-def build_lexical(texts: Sequence[str], analyzer: Analyzer | None = None) -> LexicalIndex:
+def build_lexical(
+    texts: Sequence[str],
+    analyzer: Analyzer | None = None,
+    cached: Sequence[list[str] | None] | None = None,
+) -> LexicalIndex:
+    """BM25 over texts; cached[i], when given, is texts[i]'s terms from a previous build."""
     import bm25s
 
     analyzer = analyzer or default_analyzer()
-    corpus = [analyzer.terms(text) for text in texts]
+    cached = cached or [None] * len(texts)
+    corpus = [
+        terms if terms is not None else analyzer.terms(text)
+        for text, terms in zip(texts, cached, strict=True)
+    ]
     retriever = bm25s.BM25(k1=K1, b=B, method="lucene")
     retriever.index(corpus, show_progress=False)
     scores = retriever.scores
+    vocab = {str(term): int(column) for term, column in retriever.vocab_dict.items()}
+    lengths = np.fromiter((len(terms) for terms in corpus), dtype=np.int64, count=len(corpus))
     return LexicalIndex(
         analyzer,
-        {str(term): int(column) for term, column in retriever.vocab_dict.items()},
+        vocab,
         np.asarray(scores["data"], dtype=np.float32),
         np.asarray(scores["indices"], dtype=np.int32),
         np.asarray(scores["indptr"], dtype=np.int64),
-        size=len(texts),
+        len(texts),
+        np.fromiter(
+            (vocab[t] for terms in corpus for t in terms), dtype=np.int32, count=int(lengths.sum())
+        ),
+        np.concatenate([[0], np.cumsum(lengths)]),
     )

@@ -43,6 +43,11 @@ def test_editing_one_paragraph_re_embeds_only_that_passage(
     assert fake.embedded == ["Lakes of the north " + path.read_text().split("\n\n")[2].strip()]
     index = load_index(s.index)
     assert any("Baikal seal" in c.text for c in index.chunks)
+    # The keyword index, updated from cached terms, equals one built from scratch.
+    fresh = tmp_path / "fresh"
+    build_index(Settings(corpus=corpus, index=fresh), embedder=FakeEmbedder())
+    for question in ("nerpa seal", "deepest lake Siberia", "rocket moon"):
+        assert (index.lexical.scores(question) == load_index(fresh).lexical.scores(question)).all()
 
 
 def test_deleting_a_file_removes_its_passages(
