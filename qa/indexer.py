@@ -31,6 +31,7 @@ from qa.store import (
     FileEntry,
     Manifest,
     StoredIndex,
+    choose_index,
     fingerprint,
     load_index,
     now,
@@ -320,6 +321,8 @@ def _finish(
         created=created,
         updated=now(),
         fingerprint=print_,
+        vector_index=(kind := choose_index(len(chunks)))[0],
+        nprobe=kind[1],
     )
     if old is not None and chunks == old.chunks:
         lexical = old.lexical

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -26,6 +27,21 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 VECTORS = "vectors.faiss"
+EXACT = "vectors.npy"  # exact float32 vectors, kept beside an approximate (quantised) index
+
+# Exact search while it is fast enough; past that, IVF with 8-bit scalar quantisation
+# (bench/results/large.md has the measurements behind these numbers).
+FLAT_LIMIT = 100_000
+NPROBE = 32
+TRAINING_SAMPLE = 100_000
+
+
+def choose_index(n: int) -> tuple[str, int]:
+    """(faiss index_factory string, nprobe) for n vectors."""
+    if n <= FLAT_LIMIT:
+        return "Flat", 0
+    lists = 1 << round(math.log2(4 * math.sqrt(n)))  # ~4 sqrt(n) lists: 4096 at 1M
+    return f"IVF{lists},SQ8", NPROBE
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,8 @@ class Manifest:
     created: str
     updated: str
     fingerprint: str = ""
+    vector_index: str = "Flat"  # faiss index_factory string (choose_index)
+    nprobe: int = 0  # IVF lists searched per question
     format_version: int = FORMAT_VERSION
     qa_version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
@@ -77,6 +95,7 @@ class StoredIndex:
     chunks: list[Chunk]
     faiss_index: Any
     lexical: LexicalIndex
+    exact: np.ndarray | None = None  # memory-mapped exact vectors when faiss_index quantises
     # row -> its sentences' spans (document coordinates) and terms; filled as questions need it
     sentences: dict[int, list[tuple[tuple[int, int], list[str]]]] = field(default_factory=dict)
 
@@ -105,10 +124,15 @@ class StoredIndex:
 
     def dense_scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact inner products of one query with the given rows' vectors."""
+        if self.exact is not None:
+            return np.asarray(self.exact[rows] @ query, dtype=np.float32)
         vectors: np.ndarray = np.vstack([self.faiss_index.reconstruct(int(r)) for r in rows])
         return np.asarray(vectors @ query, dtype=np.float32)
 
     def vectors(self) -> np.ndarray:
+        """Every passage's exact vector, in row order."""
+        if self.exact is not None:
+            return np.asarray(self.exact, dtype=np.float32)
         return np.asarray(self.faiss_index.reconstruct_n(0, self.faiss_index.ntotal), np.float32)
 
 
@@ -147,6 +171,12 @@ def load_index(index_dir: Path) -> StoredIndex:
             chunks = [Chunk(**json.loads(line)) for line in f]
         name = VECTORS
         vectors = faiss.read_index(str(index_dir / VECTORS))
+        if manifest.nprobe:
+            faiss.extract_index_ivf(vectors).nprobe = manifest.nprobe
+        exact = None
+        if manifest.vector_index != "Flat":
+            name = EXACT
+            exact = np.load(index_dir / EXACT, mmap_mode="r", allow_pickle=False)
         name = "lexical index"
         lexical = LexicalIndex.load(index_dir)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
@@ -160,7 +190,7 @@ def load_index(index_dir: Path) -> StoredIndex:
             f"Index {index_dir} is inconsistent ({len(chunks)} passages, {vectors.ntotal} "
             f"vectors of dimension {vectors.d}): run `qa index --rebuild`."
         )
-    return StoredIndex(index_dir, manifest, chunks, vectors, lexical)
+    return StoredIndex(index_dir, manifest, chunks, vectors, lexical, exact=exact)
 
 
 def write_index(
@@ -181,10 +211,17 @@ def write_index(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        flat = faiss.IndexFlatIP(manifest.dim)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        index = faiss.index_factory(manifest.dim, manifest.vector_index, faiss.METRIC_INNER_PRODUCT)
+        if not index.is_trained:
+            rng = np.random.default_rng(0)
+            sample = rng.choice(len(vectors), min(len(vectors), TRAINING_SAMPLE), replace=False)
+            index.train(vectors[np.sort(sample)])
         if len(vectors):
-            flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        faiss.write_index(flat, str(tmp / VECTORS))
+            index.add(vectors)
+        faiss.write_index(index, str(tmp / VECTORS))
+        if manifest.vector_index != "Flat":
+            np.save(tmp / EXACT, vectors, allow_pickle=False)
         lexical.save(tmp)
         if encoder is not None:
             from qa.runtime import ENCODER_FILES

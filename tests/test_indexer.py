@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qa.config import Settings
@@ -176,6 +177,32 @@ def test_asking_with_another_model_than_the_index_is_an_error(
     build_index(settings_for(corpus, tmp_path), embedder=fake)
     with pytest.raises(ModelError, match="built with fake-model, not other"):
         current_index(settings_for(corpus, tmp_path, model="other"))
+
+
+def test_large_collections_get_an_ivf_index_and_keep_exact_vectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qa import store
+
+    monkeypatch.setattr(store, "FLAT_LIMIT", 100)
+    root = tmp_path / "many"
+    root.mkdir()
+    topics = ["volcano lava", "penguin ice", "rocket moon", "bread yeast", "violin music"]
+    for n in range(300):
+        words = " ".join(f"{topics[n % 5]} item{n} detail{n % 7} note{n % 11}".split())
+        (root / f"{n:03d}.txt").write_text(f"This article number {n} is about {words} today.")
+    s = Settings(corpus=root, index=tmp_path / "index")
+    fake = FakeEmbedder()
+    build_index(s, embedder=fake)
+    index = load_index(s.index)
+    assert (index.manifest.vector_index, index.manifest.nprobe) == ("IVF64,SQ8", 32)
+    assert index.exact is not None and (s.index / "vectors.npy").is_file()
+    exact = fake.embed([c.embed_text() for c in index.chunks])
+    assert np.allclose(index.vectors(), exact)  # updates reuse exact, not quantised, vectors
+    found = index.search(exact[:20], 1)
+    assert sum(rows[0][0] == n for n, rows in enumerate(found)) >= 18  # approximate search
+    (root / "000.txt").write_text("This article number zero is now about something else.")
+    assert build_index(s, embedder=fake).embedded == 1
 
 
 def test_manifest_records_how_the_index_was_built(
