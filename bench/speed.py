@@ -42,7 +42,7 @@ def cold(runs: int = 7) -> None:
     for folder in (fast, full):
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(REPO / "corpus", folder / "corpus")
-        run_qa("index", cwd=folder)
+        run_qa("index", "corpus", cwd=folder)
     for name in ("encoder.onnx", "encoder.json", "tokenizer.json"):  # the full path: no export
         (full / "index" / name).unlink()
     outputs = {}
@@ -142,9 +142,9 @@ def incremental() -> None:
         # Seeded with the SciFact eval index: the same passages (title + text) have the same
         # hashes, so the first build reuses their vectors instead of embedding for 10 minutes.
         shutil.copytree(REPO / "eval-index" / "scifact", folder / "index")
-        seconds, out = run_qa("index", cwd=folder)
+        seconds, out = run_qa("index", "corpus", cwd=folder)
         print(f"| first `qa index` of 5183 articles | {seconds:.1f} s | {out.strip()} |")
-    seconds, out = run_qa("index", cwd=folder)
+    seconds, out = run_qa("index", "corpus", cwd=folder)
     print(f"| `qa index`, nothing changed | {seconds:.2f} s | {out.strip()} |")
     target = articles / "4983.md"
     original = target.read_text()
@@ -152,17 +152,17 @@ def incremental() -> None:
         original + "\nAn added paragraph about cerebral white matter in infants, "
         "written to measure an incremental update.\n"
     )
-    seconds, out = run_qa("index", cwd=folder)
+    seconds, out = run_qa("index", "corpus", cwd=folder)
     print(f"| edit one article (a paragraph added) | {seconds:.2f} s | {out.strip()} |")
     target.write_text(original)
     (articles / "new.md").write_text(
         "# A new article\n\nThis new article says something about "
         "myelin, oligodendrocytes and the developing human brain.\n"
     )
-    seconds, out = run_qa("index", cwd=folder)
+    seconds, out = run_qa("index", "corpus", cwd=folder)
     print(f"| add one article | {seconds:.2f} s | {out.strip()} |")
     (articles / "new.md").unlink()
-    seconds, out = run_qa("index", cwd=folder)
+    seconds, out = run_qa("index", "corpus", cwd=folder)
     print(f"| delete one article | {seconds:.2f} s | {out.strip()} |")
     for name in sorted((folder / "index").iterdir()):
         print(f"|   {name.name} | {name.stat().st_size / 1e6:.1f} MB |")

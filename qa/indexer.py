@@ -330,13 +330,10 @@ def _finish(
         if progress:
             progress("keyword index", 0, 1)
         old_rows = {c.sha256: row for row, c in enumerate(old.chunks)} if old else {}
-        known = [old_rows.get(c.sha256) for c in chunks]
         lexical = build_lexical(
             [c.embed_text() for c in chunks],
-            cached=[
-                None if row is None or old is None else old.lexical.passage_terms(row)
-                for row in known
-            ],
+            previous=old.lexical if old else None,
+            reuse=[old_rows.get(c.sha256) for c in chunks],
         )
     write_index(settings.index, manifest, chunks, vectors, lexical, encoder)
     return IndexReport(
