@@ -310,6 +310,7 @@ def status(index_dir: IndexOpt = None, as_json: JsonOpt = False) -> None:
     table.add_row("index", str(settings.index))
     table.add_row("corpus", str(state.corpus))
     table.add_row("model", f"{m.model} ({m.dim} dimensions)")
+    table.add_row("vectors", m.vector_index + (f", nprobe {m.nprobe}" if m.nprobe else ""))
     table.add_row("contents", f"{m.documents} documents, {m.chunks} passages, {len(m.files)} files")
     table.add_row(
         "chunking",

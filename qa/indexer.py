@@ -430,6 +430,7 @@ class Status:
             "corpus": str(self.corpus),
             "model": m.model,
             "dim": m.dim,
+            "vector_index": m.vector_index,
             "documents": m.documents,
             "chunks": m.chunks,
             "files": len(m.files),
