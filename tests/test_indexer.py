@@ -195,7 +195,7 @@ def test_large_collections_get_an_ivf_index_and_keep_exact_vectors(
     fake = FakeEmbedder()
     build_index(s, embedder=fake)
     index = load_index(s.index)
-    assert (index.manifest.vector_index, index.manifest.nprobe) == ("IVF64,SQ8", 32)
+    assert (index.manifest.vector_index, index.manifest.nprobe) == ("IVF64,SQ8", 64)
     assert index.exact is not None and (s.index / "vectors.npy").is_file()
     exact = fake.embed([c.embed_text() for c in index.chunks])
     assert np.allclose(index.vectors(), exact)  # updates reuse exact, not quantised, vectors
