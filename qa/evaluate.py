@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from qa import embed as embedding
-from qa.config import DEFAULT_MODEL, Settings
+from qa.config import Settings
 from qa.corpus import passage_words
 from qa.errors import InputError
 from qa.indexer import Progress, build_index
@@ -110,11 +110,15 @@ def eval_index(corpus: Path, index: Path | None, model: str | None) -> Settings:
 def _prepared(
     settings: Settings, embedder: embedding.Embedder | None, progress: Progress | None
 ) -> tuple[StoredIndex, embedding.Embedder]:
-    embedder = embedder or embedding.load_embedder(
-        settings.model or DEFAULT_MODEL, settings.batch_size
-    )
-    build_index(replace(settings, model=embedder.name), embedder=embedder, progress=progress)
-    return load_index(settings.index), embedder
+    """The data set's index, built or updated, and the embedder for its questions: the one
+    given (tests), else the index's own (its ONNX encoder when it has one)."""
+    if embedder is not None:
+        settings = replace(settings, model=embedder.name)
+    build_index(settings, embedder=embedder, progress=progress)
+    index = load_index(settings.index)
+    if embedder is None:
+        embedder = embedding.index_embedder(index.path, index.manifest.model, settings.batch_size)
+    return index, embedder
 
 
 def _embed_questions(

@@ -246,10 +246,12 @@ def _with_encoder(
     A sentence-transformers model we can export is exported once (into staging), checked
     against sentence-transformers, and then embeds this build too (faster, same vectors).
     """
-    from qa.runtime import EncoderSpec, OnnxEmbedder, can_export, export_onnx
+    from qa.runtime import EncoderSpec, OnnxEmbedder, can_export, export_onnx, has_encoder
 
     if isinstance(embedder, OnnxEmbedder):
         return embedder, old.path if old is not None else None
+    if old is not None and has_encoder(old.path):  # same model (same fingerprint): keep it
+        return OnnxEmbedder(old.path), old.path
     if not isinstance(embedder, embedding.SentenceTransformerEmbedder):
         return embedder, None
     location = embedder.location

@@ -15,6 +15,7 @@ from qa.config import Settings
 from qa.corpus import Chunk
 from qa.errors import InputError
 from qa.indexer import Progress, current_index
+from qa.lexical import Matcher
 from qa.store import StoredIndex
 
 
@@ -62,10 +63,9 @@ def retrieve(
     questions: Sequence[str],
     k: int,
     mode: str,
-    rerank_top: bool = True,
-    per_document: float | None = PER_DOCUMENT,
 ) -> list[list[tuple[int, float]]]:
-    """(row, score) of the k best passages per question, best first."""
+    """(row, score) of the k best passages per question, best first. RERANK_DEPTH and
+    PER_DOCUMENT are read at each call, so a benchmark can switch either off."""
     if mode not in MODES:
         raise InputError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
     if mode == "dense":
@@ -84,9 +84,8 @@ def retrieve(
         fused = fuse(index.dense_scores(query_vectors[n], rows), lexical[rows])
         order = np.argsort(-fused, kind="stable")
         ranked = [(int(rows[i]), float(fused[i])) for i in order[: max(2 * k, RERANK_DEPTH)]]
-        if rerank_top:
-            ranked = rerank(index, question, ranked)
-        out.append(diversify(index, query_vectors[n], ranked, k, per_document))
+        ranked = rerank(index, question, ranked)
+        out.append(diversify(index, query_vectors[n], ranked, k, PER_DOCUMENT))
     return out
 
 
@@ -133,11 +132,21 @@ def rerank(
     matcher = index.lexical.matcher(question)
     head = []
     for row, score in ranked[:RERANK_DEPTH]:
-        cover = [matcher.coverage(terms) for _, terms in index.passage_sentences(row)]
-        terms, phrases = max(c[0] for c in cover), max(c[1] for c in cover)
-        head.append((row, score + TERM_WEIGHT * terms + PHRASE_WEIGHT * phrases))
+        cover = _coverage(index, matcher, row)
+        head.append((row, score + _weighted(max(c[1] for c in cover), max(c[2] for c in cover))))
     head.sort(key=lambda pair: -pair[1])
     return head + ranked[RERANK_DEPTH:]
+
+
+def _weighted(terms: float, phrases: float) -> float:
+    return TERM_WEIGHT * terms + PHRASE_WEIGHT * phrases
+
+
+def _coverage(
+    index: StoredIndex, matcher: Matcher, row: int
+) -> list[tuple[tuple[int, int], float, float]]:
+    """(span, term coverage, phrase coverage) of each sentence of a passage."""
+    return [(span, *matcher.coverage(terms)) for span, terms in index.passage_sentences(row)]
 
 
 def fuse(dense: np.ndarray, lexical: np.ndarray, weight: float = 0.5) -> np.ndarray:
@@ -193,12 +202,9 @@ def marked_hits(index: StoredIndex, question: str, found: list[tuple[int, float]
     matcher = index.lexical.matcher(question)
     hits = []
     for rank, (row, score) in enumerate(found, start=1):
-        best, best_score = (0, 0), -1.0
-        for span, terms in index.passage_sentences(row):
-            term, phrase = matcher.coverage(terms)
-            if TERM_WEIGHT * term + PHRASE_WEIGHT * phrase > best_score:
-                best, best_score = span, TERM_WEIGHT * term + PHRASE_WEIGHT * phrase
-        hits.append(Hit(index.chunks[row], score, rank, best))
+        # max() keeps the first of equals: the earliest sentence wins a tie.
+        span, _, _ = max(_coverage(index, matcher, row), key=lambda c: _weighted(c[1], c[2]))
+        hits.append(Hit(index.chunks[row], score, rank, span))
     return hits
 
 

@@ -116,6 +116,17 @@ def test_a_second_build_embeds_nothing(answers: Answers, shipped: tuple[Settings
     report = build_index(settings)
     assert (report.embedded, report.reused) == (0, 10)
     assert has_encoder(settings.index)
+    # An update handed a sentence-transformers embedder keeps the encoder it has (hard-linked
+    # into the new index), instead of exporting the model again.
+    encoder = (settings.index / "encoder.onnx").stat().st_ino
+    (settings.corpus / "extra.md").write_text(
+        "# Extra\n\nA short extra article about Tmall flagship stores and luxury brands in China."
+    )
+    embedder = load_embedder(answers.model)
+    assert build_index(settings, embedder=embedder).embedded == 1
+    assert (settings.index / "encoder.onnx").stat().st_ino == encoder
+    (settings.corpus / "extra.md").unlink()
+    build_index(settings)
 
 
 def test_ask_and_updates_never_import_torch(
