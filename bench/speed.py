@@ -3,7 +3,7 @@
 Usage (from the repo root, after bin/setup):
   .venv/bin/python bench/speed.py cold        # whole `qa ask` process, median of 7, ONNX vs full
   .venv/bin/python bench/speed.py warm        # per-question latency in one process, SciFact index
-  .venv/bin/python bench/speed.py throughput  # passages/s, sentence-transformers vs ONNX
+  .venv/bin/python bench/speed.py throughput  # passages/s: sentence-transformers, ONNX fp32/int8
   .venv/bin/python bench/speed.py incremental # edit/add/delete one article in a SciFact-size index
 Results are printed as markdown rows; bench/speed.md keeps them with the machine.
 """
@@ -104,28 +104,48 @@ def corpus_texts(name: str) -> list[str]:
     return [c.embed_text() for c in load_index(path).chunks]
 
 
-def throughput(limit: int) -> None:
-    """Embedding passages/s on the same texts: sentence-transformers fp32 vs the ONNX encoder."""
+def throughput(limit: int, chunks: int = 5) -> None:
+    """Embedding passages/s on the same texts: sentence-transformers fp32, the ONNX encoder
+    (fp32, what questions use) and its int8 copy (what passages use by default). Interleaved:
+    each set is cut in `chunks` slices and every embedder does each slice in turn (order
+    rotated), so load from elsewhere on the machine falls on all three alike."""
     from qa.embed import load_embedder
-    from qa.runtime import OnnxEmbedder
+    from qa.runtime import ENCODER_FILES, PASSAGE_ENCODER, OnnxEmbedder, quantize_passage_encoder
 
-    st = load_embedder("sentence-transformers/all-MiniLM-L6-v2")
-    onnx = OnnxEmbedder(REPO / "eval-index" / "scifact")
+    folder = WORK / "encoder"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ENCODER_FILES:
+        if not (folder / name).exists():
+            shutil.copyfile(REPO / "eval-index" / "scifact" / name, folder / name)
+    if not (folder / PASSAGE_ENCODER).exists():
+        quantize_passage_encoder(folder)
+    embedders = {
+        "sentence-transformers": load_embedder("sentence-transformers/all-MiniLM-L6-v2"),
+        "onnx fp32": OnnxEmbedder(folder),
+        "onnx int8": OnnxEmbedder(folder, precision="int8"),
+    }
+    for embedder in embedders.values():
+        embedder.embed(["warm up"] * 64)  # load, and make the bulk session
     for name in ("corpus", "squad", "scifact"):
         texts = corpus_texts(name)[:limit]
-        rates = {}
-        for label, embedder in (("sentence-transformers", st), ("onnx", onnx)):
-            embedder.embed(texts[:8])  # load and warm
-            started = time.perf_counter()
-            vectors = embedder.embed(texts)
-            rates[label] = len(texts) / (time.perf_counter() - started)
-            if label == "sentence-transformers":
-                exact = vectors
-        agreement = float((vectors * exact).sum(axis=1).min())
+        step = -(-len(texts) // chunks)
+        seconds = dict.fromkeys(embedders, 0.0)
+        vectors: dict[str, list[np.ndarray]] = {label: [] for label in embedders}
+        labels = list(embedders)
+        for n, begin in enumerate(range(0, len(texts), step)):
+            for label in labels[n % 3 :] + labels[: n % 3]:
+                started = time.perf_counter()
+                vectors[label].append(embedders[label].embed(texts[begin : begin + step]))
+                seconds[label] += time.perf_counter() - started
+        exact = np.concatenate(vectors["sentence-transformers"])
+        rate = {label: len(texts) / seconds[label] for label in embedders}
+        cosine = {label: (np.concatenate(v) * exact).sum(axis=1) for label, v in vectors.items()}
+        base = rate["sentence-transformers"]
         print(
-            f"| {name} | {len(texts)} passages | sentence-transformers "
-            f"{rates['sentence-transformers']:.1f}/s | onnx {rates['onnx']:.1f}/s | "
-            f"x{rates['onnx'] / rates['sentence-transformers']:.2f} | min cosine {agreement:.6f} |"
+            f"| {name} | {len(texts)} | {base:.1f}/s | {rate['onnx fp32']:.1f}/s "
+            f"(x{rate['onnx fp32'] / base:.2f}) | **{rate['onnx int8']:.1f}/s "
+            f"(x{rate['onnx int8'] / base:.2f})** | {cosine['onnx fp32'].min():.6f} | "
+            f"{cosine['onnx int8'].min():.4f} / {cosine['onnx int8'].mean():.4f} |"
         )
 
 

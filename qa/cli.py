@@ -119,13 +119,23 @@ def index(
     index_dir: IndexOpt = None,
     model: ModelOpt = None,
     rebuild: Annotated[bool, typer.Option(help="Re-embed every passage.")] = False,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            "--precision",
+            help="Passage vectors: int8 (1.6x faster to build) or fp32 (exactly the model's) "
+            "[env QA_PRECISION; default: the index's, else int8]. Questions are always fp32.",
+        ),
+    ] = None,
 ) -> None:
     """Build or update the index; unchanged passages are never embedded again.
 
     Example: qa index corpus/
     """
     with errors_to_exit(), progress_bar() as progress:
-        settings = Settings.resolve(corpus=corpus, index=index_dir, model=model)
+        settings = Settings.resolve(
+            corpus=corpus, index=index_dir, model=model, precision=precision
+        )
         report = build_index(settings, rebuild=rebuild, progress=progress)
     render_report(report, settings)
 
@@ -310,7 +320,10 @@ def status(index_dir: IndexOpt = None, as_json: JsonOpt = False) -> None:
     table.add_row("index", str(settings.index))
     table.add_row("corpus", str(state.corpus))
     table.add_row("model", f"{m.model} ({m.dim} dimensions)")
-    table.add_row("vectors", m.vector_index + (f", nprobe {m.nprobe}" if m.nprobe else ""))
+    table.add_row(
+        "vectors",
+        f"{m.vector_index}{f', nprobe {m.nprobe}' if m.nprobe else ''}, passages in {m.precision}",
+    )
     table.add_row("contents", f"{m.documents} documents, {m.chunks} passages, {len(m.files)} files")
     table.add_row(
         "chunking",

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Passage vectors from the int8 copy of the ONNX encoder: 1.6x faster, SciFact nDCG@10 -0.001.
+DEFAULT_PRECISION = "int8"
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,8 @@ class Settings:
     # QA_MODEL; None means "the index's model, or DEFAULT_MODEL for a new index"
     model: str | None = None
     batch_size: int = 32  # QA_BATCH_SIZE
+    # QA_PRECISION (int8|fp32) of passage vectors; None: the index's, or DEFAULT_PRECISION
+    precision: str | None = None
 
     @classmethod
     def resolve(
@@ -26,6 +30,7 @@ class Settings:
         index: Path | None = None,
         model: str | None = None,
         batch_size: int | None = None,
+        precision: str | None = None,
     ) -> Settings:
         env = os.environ
         return cls(
@@ -33,4 +38,5 @@ class Settings:
             index=index or Path(env.get("QA_INDEX", "index")),
             model=model or env.get("QA_MODEL") or None,
             batch_size=batch_size or int(env.get("QA_BATCH_SIZE", "32")),
+            precision=precision or env.get("QA_PRECISION") or None,
         )

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from qa import embed as embedding
-from qa.config import DEFAULT_MODEL, Settings
+from qa.config import DEFAULT_MODEL, DEFAULT_PRECISION, Settings
 from qa.corpus import (
     Chunk,
     ChunkingParams,
@@ -25,8 +25,9 @@ from qa.corpus import (
     read_documents,
     source_name,
 )
-from qa.errors import CorpusError, IndexCorruptError, IndexMissingError, ModelError
+from qa.errors import CorpusError, IndexCorruptError, IndexMissingError, InputError, ModelError
 from qa.lexical import build_lexical
+from qa.runtime import ENCODER_FILES, PASSAGE_ENCODER, PRECISIONS, quantize_passage_encoder
 from qa.store import (
     FileEntry,
     Manifest,
@@ -41,6 +42,18 @@ from qa.store import (
 )
 
 log = logging.getLogger(__name__)
+
+# Texts on which an exported encoder must agree with its model: a question, a text past the
+# model's length limit, a passage.
+SAMPLE = [
+    "How much is JD.com paying for its stake in Farfetch?",
+    "word " * 400,
+    "Emperor penguins breed in the Antarctic winter, when the sea ice is thickest, and the "
+    "males keep the eggs warm for two months while the females feed at sea.",
+]
+# The int8 passage encoder's least cosine to fp32 on SAMPLE (0.985 was the least over SciFact's
+# 9882 passages, mean 0.993; bench/speed.md)
+INT8_AGREEMENT = 0.97
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -146,6 +159,9 @@ def build_index(
     old, reason = _previous(settings.index)
     root = resolve_corpus(settings, old.manifest if old else None)
     sources = _read_sources(root)
+    precision = settings.precision or (old.manifest.precision if old else DEFAULT_PRECISION)
+    if precision not in PRECISIONS:
+        raise InputError(f"Unknown precision {precision!r}: use {' or '.join(PRECISIONS)}.")
     if embedder is None:
         model = settings.model or (old.manifest.model if old else DEFAULT_MODEL)
         if old is not None and not rebuild:  # its ONNX encoder, if it has one: no torch
@@ -153,19 +169,64 @@ def build_index(
         else:
             embedder = embedding.load_embedder(model, batch_size=settings.batch_size)
     model = embedder.name
-    params = ChunkingParams(max_tokens=embedder.max_tokens)
-    print_ = fingerprint(model, params)
-    if old is not None and old.manifest.fingerprint != print_:
-        was = old.manifest
-        reason = (
-            f"model changed from {was.model} to {model}"
-            if was.model != model
-            else f"chunking changed from {was.chunking} to {params}"
-        )
-        old = None
-    elif old is not None and rebuild:
+    if old is not None and rebuild:
         reason, old = "--rebuild was asked for", None
+    staging = settings.index.resolve().with_name(f".{settings.index.name}.encoder-{os.getpid()}")
+    try:
+        # The encoder first: whether passages can be embedded in int8 decides the fingerprint.
+        embedder, encoder, precision = _with_encoder(
+            embedder,
+            old if old is not None and old.manifest.model == model else None,
+            staging,
+            precision,
+            progress,
+        )
+        params = ChunkingParams(max_tokens=embedder.max_tokens)
+        print_ = fingerprint(model, params, precision)
+        if old is not None and old.manifest.fingerprint != print_:
+            reason, old = _rebuild_reason(old.manifest, model, params, precision), None
+        report = _update(
+            settings,
+            root,
+            sources,
+            old,
+            reason,
+            embedder,
+            encoder,
+            params,
+            print_,
+            precision,
+            progress,
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return replace(report, seconds=time.perf_counter() - started)
 
+
+def _rebuild_reason(was: Manifest, model: str, params: ChunkingParams, precision: str) -> str:
+    if was.model != model:
+        return f"model changed from {was.model} to {model}"
+    if was.chunking != params:
+        return f"chunking changed from {was.chunking} to {params}"
+    if was.precision != precision:
+        return f"passage precision changed from {was.precision} to {precision}"
+    return "the index was built differently by another version of qa"
+
+
+def _update(
+    settings: Settings,
+    root: Path,
+    sources: dict[str, bytes | OSError],
+    old: StoredIndex | None,
+    reason: str | None,
+    embedder: embedding.Embedder,
+    encoder: Path | None,
+    params: ChunkingParams,
+    print_: str,
+    precision: str,
+    progress: Progress | None,
+) -> IndexReport:
+    """Chunk what changed, then write the index (see _finish)."""
     old_by_source: dict[str, list[int]] = defaultdict(list)
     if old is not None:
         for row, chunk in enumerate(old.chunks):
@@ -206,57 +267,92 @@ def build_index(
         log.warning("%s", why)
     if not chunks:
         raise CorpusError(f"Corpus {root} has no text to index: add some articles.")
-
-    staging = settings.index.resolve().with_name(f".{settings.index.name}.encoder-{os.getpid()}")
-    try:
-        embedder, encoder = _with_encoder(embedder, old, staging, progress)
-        report = _finish(
-            settings,
-            root,
-            old,
-            reason,
-            model,
-            params,
-            print_,
-            files,
-            chunks,
-            embedder,
-            encoder,
-            progress,
-        )
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return replace(
-        report,
-        files=len(sources),
-        changed_files=changed_files,
-        skipped=skipped,
-        seconds=time.perf_counter() - started,
+    report = _finish(
+        settings,
+        root,
+        old,
+        reason,
+        embedder.name,
+        params,
+        print_,
+        precision,
+        files,
+        chunks,
+        embedder,
+        encoder,
+        progress,
     )
+    return replace(report, files=len(sources), changed_files=changed_files, skipped=skipped)
 
 
 def _with_encoder(
     embedder: embedding.Embedder,
     old: StoredIndex | None,
     staging: Path,
+    precision: str,
     progress: Progress | None,
-) -> tuple[embedding.Embedder, Path | None]:
-    """The embedder for this build, and the folder whose ONNX encoder the new index keeps.
+) -> tuple[embedding.Embedder, Path | None, str]:
+    """The embedder for this build's passages, the folder whose ONNX encoder files the new
+    index keeps, and the precision its passages are embedded in.
 
     A sentence-transformers model we can export is exported once (into staging), checked
     against sentence-transformers, and then embeds this build too (faster, same vectors).
+    An index of the same model keeps its encoder. For int8, the fp32 encoder is quantised
+    once (into staging too), so only models with an ONNX encoder can have int8 passages.
     """
-    from qa.runtime import EncoderSpec, OnnxEmbedder, can_export, export_onnx, has_encoder
+    from qa.runtime import OnnxEmbedder, has_encoder
 
-    if isinstance(embedder, OnnxEmbedder):
-        return embedder, old.path if old is not None else None
-    if old is not None and has_encoder(old.path):  # same model (same fingerprint): keep it
-        return OnnxEmbedder(old.path), old.path
+    if old is not None and has_encoder(old.path):  # same model: keep its encoder
+        folder: Path | None = old.path
+    elif isinstance(embedder, OnnxEmbedder):
+        folder = None  # an encoder the new index cannot keep: embed with it all the same
+    else:
+        folder = _export(embedder, staging, progress)
+    if folder is None:
+        if precision == "int8":
+            log.info("%s has no ONNX encoder: passages are embedded in fp32", embedder.name)
+        return embedder, None, "fp32"
+    if precision == "fp32":
+        return OnnxEmbedder(folder), folder, "fp32"
+    if not (folder / PASSAGE_ENCODER).is_file():
+        if folder != staging:  # an old index's encoder: link it beside the int8 copy
+            staging.mkdir(parents=True, exist_ok=True)
+            for name in ENCODER_FILES:
+                _link(folder / name, staging / name)
+            folder = staging
+        if progress:
+            progress("quantising the encoder to int8", 0, 1)
+        quantize_passage_encoder(folder)
+    int8 = OnnxEmbedder(folder, precision="int8")
+    agreement = float((int8.embed(SAMPLE) * OnnxEmbedder(folder).embed(SAMPLE)).sum(axis=1).min())
+    if agreement < INT8_AGREEMENT:
+        log.warning(
+            "the int8 encoder of %s strays from fp32 (cosine %.3f): passages are embedded in fp32",
+            embedder.name,
+            agreement,
+        )
+        (folder / PASSAGE_ENCODER).unlink()
+        return OnnxEmbedder(folder), folder, "fp32"
+    return int8, folder, "int8"
+
+
+def _link(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _export(embedder: embedding.Embedder, staging: Path, progress: Progress | None) -> Path | None:
+    """Export a sentence-transformers model to ONNX in staging; None when it cannot be done
+    exactly (any failure leaves the slower, exact sentence-transformers path)."""
+    from qa.runtime import EncoderSpec, OnnxEmbedder, can_export, export_onnx
+
     if not isinstance(embedder, embedding.SentenceTransformerEmbedder):
-        return embedder, None
+        return None
     location = embedder.location
     if location is None or not can_export(location):
-        return embedder, None
+        return None
     if progress:
         progress("exporting model to ONNX", 0, 1)
     staging.mkdir(parents=True, exist_ok=True)
@@ -264,23 +360,18 @@ def _with_encoder(
         export_onnx(
             location, staging, EncoderSpec(embedder.name, embedder.max_tokens, embedder.dim)
         )
-        onnx = OnnxEmbedder(staging)
-        sample = [
-            "How much is JD.com paying for its stake in Farfetch?",
-            "word " * 400,
-            "Emperor penguins breed in the Antarctic winter.",
-        ]
-        agreement = float((onnx.embed(sample) * embedder.embed(sample)).sum(axis=1).min())
+        vectors = OnnxEmbedder(staging).embed(SAMPLE)
+        agreement = float((vectors * embedder.embed(SAMPLE)).sum(axis=1).min())
         if agreement < 0.9999:
             raise ValueError(f"its vectors differ from sentence-transformers' (cosine {agreement})")
-    except Exception as exc:  # any failure leaves the slower, exact path
+    except Exception as exc:
         log.warning(
             "could not export %s to ONNX (%s); questions will load sentence-transformers",
             embedder.name,
             exc,
         )
-        return embedder, None
-    return onnx, staging
+        return None
+    return staging
 
 
 def _finish(
@@ -291,6 +382,7 @@ def _finish(
     model: str,
     params: ChunkingParams,
     print_: str,
+    precision: str,
     files: dict[str, FileEntry],
     chunks: list[Chunk],
     embedder: embedding.Embedder,
@@ -325,6 +417,7 @@ def _finish(
         fingerprint=print_,
         vector_index=(kind := choose_index(len(chunks)))[0],
         nprobe=kind[1],
+        precision=precision,
     )
     if old is not None and chunks == old.chunks:
         lexical = old.lexical
@@ -433,6 +526,7 @@ class Status:
             "model": m.model,
             "dim": m.dim,
             "vector_index": m.vector_index,
+            "precision": m.precision,
             "documents": m.documents,
             "chunks": m.chunks,
             "files": len(m.files),

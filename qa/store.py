@@ -66,6 +66,7 @@ class Manifest:
     fingerprint: str = ""
     vector_index: str = "Flat"  # faiss index_factory string (choose_index)
     nprobe: int = 0  # IVF lists searched per question
+    precision: str = "fp32"  # passage vectors: "int8" encoder, or "fp32" (as the model gives)
     format_version: int = FORMAT_VERSION
     qa_version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
@@ -74,9 +75,11 @@ class Manifest:
         return Path(os.path.normpath(index_dir / self.corpus))
 
 
-def fingerprint(model: str, chunking: ChunkingParams) -> str:
+def fingerprint(model: str, chunking: ChunkingParams, precision: str = "fp32") -> str:
     """What the vectors depend on: same fingerprint, same vector for the same text."""
-    spec = {"format": FORMAT_VERSION, "model": model, "chunking": asdict(chunking)}
+    spec: dict[str, Any] = {"format": FORMAT_VERSION, "model": model, "chunking": asdict(chunking)}
+    if precision != "fp32":  # so fp32 indexes keep the fingerprint they had before int8
+        spec["precision"] = precision
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -229,9 +232,10 @@ def write_index(
             np.save(tmp / EXACT, vectors, allow_pickle=False)
         lexical.save(tmp)
         if encoder is not None:
-            from qa.runtime import ENCODER_FILES
+            from qa.runtime import ENCODER_FILES, encoder_files
 
-            for name in ENCODER_FILES:
+            keep = encoder_files(encoder) if manifest.precision == "int8" else ENCODER_FILES
+            for name in keep:
                 try:
                     os.link(encoder / name, tmp / name)
                 except OSError:

@@ -6,14 +6,16 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qa.config import Settings
 from qa.embed import index_embedder, load_embedder
 from qa.indexer import build_index
-from qa.runtime import OnnxEmbedder, has_encoder
+from qa.runtime import PASSAGE_ENCODER, OnnxEmbedder, has_encoder
 from qa.search import Answers, ask
 from qa.store import load_index
 
@@ -78,6 +80,26 @@ def test_the_onnx_encoder_reproduces_sentence_transformers(
             index.search(onnx.embed(texts[:15]), 10), index.search(exact[:15], 10), strict=True
         )
     )
+
+
+def test_passages_are_int8_by_default_and_fp32_on_request(
+    answers: Answers, shipped: tuple[Settings, Path]
+) -> None:
+    settings, _ = shipped
+    index = load_index(settings.index)
+    assert index.manifest.precision == "int8" and (settings.index / PASSAGE_ENCODER).is_file()
+    exact = load_embedder(answers.model).embed([c.embed_text() for c in index.chunks])
+    int8 = (index.vectors() * exact).sum(axis=1)
+    assert 0.97 <= float(int8.min()) and float(int8.max()) < 0.9999  # close, not the same
+    fp32 = replace(settings, index=settings.index.with_name("fp32"), precision="fp32")
+    assert build_index(fp32).embedded == 10
+    vectors = load_index(fp32.index).vectors()
+    assert float((vectors * exact).sum(axis=1).min()) >= 0.9999
+    assert not (fp32.index / PASSAGE_ENCODER).exists()
+    # Switching an index's precision re-embeds every passage, and says why.
+    back = build_index(replace(fp32, precision="int8"))
+    assert (back.embedded, back.rebuilt) == (10, "passage precision changed from fp32 to int8")
+    assert np.allclose(load_index(fp32.index).vectors(), index.vectors(), atol=1e-6)
 
 
 def test_off_topic_questions_are_not_answered(

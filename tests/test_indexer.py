@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
-from qa.errors import CorpusError, IndexCorruptError, ModelError
+from qa.errors import CorpusError, IndexCorruptError, InputError, ModelError
 from qa.indexer import build_index, current_index, index_status
 from qa.search import ask
 from qa.store import load_index
@@ -217,3 +217,14 @@ def test_manifest_records_how_the_index_was_built(
     assert set(manifest["files"]) == {"lakes.md", "space/rockets.txt", "cooking.txt"}
     assert len(manifest["fingerprint"]) == 16 and manifest["qa_version"]
     assert not list(s.index.glob("*.pkl"))
+    # A model without an ONNX encoder cannot have int8 passages, whatever is asked for.
+    assert manifest["precision"] == "fp32"
+    report = build_index(settings_for(corpus, tmp_path, precision="int8"), embedder=fake)
+    assert (report.embedded, report.rebuilt) == (0, None)
+
+
+def test_an_unknown_precision_is_a_clear_error(
+    corpus: Path, tmp_path: Path, fake: FakeEmbedder
+) -> None:
+    with pytest.raises(InputError, match="Unknown precision 'int4': use int8 or fp32"):
+        build_index(settings_for(corpus, tmp_path, precision="int4"), embedder=fake)
