@@ -60,6 +60,11 @@ class Chunk:
     def embed_text(self) -> str:
         return embed_text(self.title, self.text)
 
+    def embed_sentences(self) -> list[tuple[int, int]]:
+        """passage_sentences() as [start, end) in embed_text()."""
+        shift = len(self.title) + 1 if self.title else 0
+        return [(shift + a, shift + b) for a, b in passage_sentences(self.text)]
+
 
 @dataclass(frozen=True)
 class ChunkingParams:
@@ -73,6 +78,11 @@ class ChunkingParams:
 def embed_text(title: str | None, text: str) -> str:
     """What the embedder sees: the title as context, then the passage (BEIR's convention)."""
     return f"{title} {text}" if title else text
+
+
+def passage_sentences(text: str) -> list[tuple[int, int]]:
+    """A passage's sentences, as [start, end) in text: the whole passage if it has none."""
+    return sentence_spans(text) or [(0, len(text))]
 
 
 def sha256_text(text: str) -> str:

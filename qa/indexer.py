@@ -27,7 +27,13 @@ from qa.corpus import (
 )
 from qa.errors import CorpusError, IndexCorruptError, IndexMissingError, InputError, ModelError
 from qa.lexical import build_lexical
-from qa.runtime import ENCODER_FILES, PASSAGE_ENCODER, PRECISIONS, quantize_passage_encoder
+from qa.runtime import (
+    ENCODER_FILES,
+    PASSAGE_ENCODER,
+    PRECISIONS,
+    OnnxEmbedder,
+    quantize_passage_encoder,
+)
 from qa.store import (
     FileEntry,
     Manifest,
@@ -300,7 +306,7 @@ def _with_encoder(
     An index of the same model keeps its encoder. For int8, the fp32 encoder is quantised
     once (into staging too), so only models with an ONNX encoder can have int8 passages.
     """
-    from qa.runtime import OnnxEmbedder, has_encoder
+    from qa.runtime import has_encoder
 
     if old is not None and has_encoder(old.path):  # same model: keep its encoder
         folder: Path | None = old.path
@@ -346,7 +352,7 @@ def _link(source: Path, target: Path) -> None:
 def _export(embedder: embedding.Embedder, staging: Path, progress: Progress | None) -> Path | None:
     """Export a sentence-transformers model to ONNX in staging; None when it cannot be done
     exactly (any failure leaves the slower, exact sentence-transformers path)."""
-    from qa.runtime import EncoderSpec, OnnxEmbedder, can_export, export_onnx
+    from qa.runtime import EncoderSpec, can_export, export_onnx
 
     if not isinstance(embedder, embedding.SentenceTransformerEmbedder):
         return None
@@ -394,11 +400,12 @@ def _finish(
         and chunks == old.chunks
         and files == old.manifest.files
         and encoder == old.path
+        and (old.manifest.sentence_vectors or not isinstance(embedder, OnnxEmbedder))
         and old.manifest.corpus == relative_corpus(root, settings.index)
     ):  # nothing to do: leave the index on disk untouched
         n = len(chunks)
         return IndexReport(old.manifest.documents, n, 0, n, 0, files=0, changed_files=0)
-    vectors, embedded, reused = _vectors(chunks, old, embedder, progress)
+    vectors, sentences, embedded, reused = _vectors(chunks, old, embedder, progress)
     removed = 0
     if old is not None:
         kept = {c.sha256 for c in chunks}
@@ -418,6 +425,7 @@ def _finish(
         vector_index=(kind := choose_index(len(chunks)))[0],
         nprobe=kind[1],
         precision=precision,
+        sentence_vectors=sentences is not None,
     )
     if old is not None and chunks == old.chunks:
         lexical = old.lexical
@@ -430,7 +438,7 @@ def _finish(
             previous=old.lexical if old else None,
             reuse=[old_rows.get(c.sha256) for c in chunks],
         )
-    write_index(settings.index, manifest, chunks, vectors, lexical, encoder)
+    write_index(settings.index, manifest, chunks, vectors, lexical, encoder, sentences)
     return IndexReport(
         documents=manifest.documents,
         chunks=len(chunks),
@@ -448,33 +456,46 @@ def _vectors(
     old: StoredIndex | None,
     embedder: embedding.Embedder,
     progress: Progress | None,
-) -> tuple[np.ndarray, int, int]:
-    """Vectors for chunks: reused by text hash where the old index has them, else embedded."""
-    known: dict[str, np.ndarray] = {}
-    if old is not None:
+) -> tuple[np.ndarray, list[np.ndarray] | None, int, int]:
+    """Vectors for chunks, and each chunk's sentence vectors when the embedder gives them
+    (qa.runtime.OnnxEmbedder.embed_spans): reused by text hash where the old index has them,
+    else embedded."""
+    spans = isinstance(embedder, OnnxEmbedder)
+    known: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    if old is not None and (old.manifest.sentence_vectors or not spans):
         wanted = {c.sha256 for c in chunks}
         rows = [row for row, c in enumerate(old.chunks) if c.sha256 in wanted]
         if rows:
             old_vectors = old.vectors()
-            known = {old.chunks[row].sha256: old_vectors[row] for row in rows}
-    todo: dict[str, str] = {}
+            for row in rows:
+                own = old.sentence_vectors(row) if spans else None
+                known[old.chunks[row].sha256] = (old_vectors[row], own)
+    todo: dict[str, Chunk] = {}
     for chunk in chunks:
         if chunk.sha256 not in known:
-            todo.setdefault(chunk.sha256, chunk.embed_text())
+            todo.setdefault(chunk.sha256, chunk)
     if todo:
 
         def embedding_progress(done: int, total: int) -> None:
             if progress:
                 progress("embedding", done, total)
 
-        fresh = embedder.embed(list(todo.values()), progress=embedding_progress)
-        known.update(zip(todo, fresh, strict=True))
-    dim = len(next(iter(known.values())))
+        texts = [c.embed_text() for c in todo.values()]
+        if isinstance(embedder, OnnxEmbedder):
+            where = [c.embed_sentences() for c in todo.values()]
+            fresh, parts = embedder.embed_spans(texts, where, progress=embedding_progress)
+            known.update(zip(todo, zip(fresh, parts, strict=True), strict=True))
+        else:
+            fresh = embedder.embed(texts, progress=embedding_progress)
+            known.update((sha, (vector, None)) for sha, vector in zip(todo, fresh, strict=True))
+    dim = len(next(iter(known.values()))[0])
     vectors = np.empty((len(chunks), dim), dtype=np.float32)
     for row, chunk in enumerate(chunks):
-        vectors[row] = known[chunk.sha256]
+        vectors[row] = known[chunk.sha256][0]
+    sentences = [known[c.sha256][1] for c in chunks]
     embedded = sum(1 for c in chunks if c.sha256 in todo)
-    return vectors, embedded, len(chunks) - embedded
+    kept = None if any(s is None for s in sentences) else [s for s in sentences if s is not None]
+    return vectors, kept, embedded, len(chunks) - embedded
 
 
 def current_index(

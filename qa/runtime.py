@@ -185,17 +185,30 @@ class OnnxEmbedder:
         return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))] if texts else []
 
     def embed(self, texts: Sequence[str], progress: Any = None) -> np.ndarray:
+        return self.embed_spans(texts, None, progress)[0]
+
+    def embed_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]] | None,
+        progress: Any = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vectors of texts and, with spans, of each text's [start, end) character spans (its
+        sentences): the mean of the token states inside the span, from the same encoder pass,
+        so they cost nothing more. A span with no token left after truncation gets its text's
+        vector."""
         out = np.empty((len(texts), self.spec.dim), dtype=np.float32)
+        parts: list[np.ndarray] = [out[:0]] * len(texts)
         if not texts:
-            return out
+            return out, parts
         session = self._session(0 if len(texts) >= self.BULK else 1)
         encodings = self._tokenizer.encode_batch(list(texts))
-        ids = [
-            e.ids[: self.spec.max_tokens - 1] + e.ids[-1:]
-            if len(e.ids) > self.spec.max_tokens
-            else e.ids
-            for e in encodings
-        ]  # truncate as sentence-transformers does
+        keep = self.spec.max_tokens
+
+        def truncated(values: list[Any]) -> list[Any]:  # as sentence-transformers truncates
+            return values[: keep - 1] + values[-1:] if len(values) > keep else values
+
+        ids = [truncated(e.ids) for e in encodings]
         lengths = np.array([len(i) for i in ids])
         order = np.argsort(-lengths, kind="stable")  # batches of similar length pad little
         for begin in range(0, len(order), self._batch_size):
@@ -214,9 +227,28 @@ class OnnxEmbedder:
                 },
             )[0]
             weights = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-            out[rows] = pooled / norms
+            out[rows] = _normalised((hidden * weights).sum(axis=1) / weights.sum(axis=1))
+            if spans is not None:
+                for r, row in enumerate(rows):
+                    starts = np.array([a for a, _ in truncated(encodings[row].offsets)])
+                    words = ~np.array(truncated(encodings[row].special_tokens_mask), dtype=bool)
+                    states = hidden[r, : lengths[row]]
+                    parts[row] = _normalised(
+                        np.array(
+                            [
+                                states[inside].mean(axis=0) if inside.any() else out[row]
+                                for inside in (
+                                    words & (starts >= a) & (starts < b) for a, b in spans[row]
+                                )
+                            ],
+                            dtype=np.float32,
+                        ).reshape(-1, self.spec.dim)
+                    )
             if progress:
                 progress(min(begin + self._batch_size, len(order)), len(order))
-        return out
+        return out, parts
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    norms = np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+    return np.asarray(vectors / norms, dtype=np.float32)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from qa import __version__
-from qa.corpus import Chunk, ChunkingParams, sentence_spans
+from qa.corpus import Chunk, ChunkingParams, passage_sentences
 from qa.errors import IndexCorruptError, IndexMissingError
 from qa.lexical import LexicalIndex
 
@@ -28,6 +28,8 @@ MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 VECTORS = "vectors.faiss"
 EXACT = "vectors.npy"  # exact float32 vectors, kept beside an approximate (quantised) index
+# Each passage's sentence vectors (float16, passages' rows in order) and where each row's start
+SENTENCES, SENTENCE_STARTS = "sentences.npy", "sentence_starts.npy"
 
 # Exact search while it is fast enough; past that, IVF with 8-bit scalar quantisation
 # (bench/results/large.md has the measurements behind these numbers).
@@ -67,6 +69,7 @@ class Manifest:
     vector_index: str = "Flat"  # faiss index_factory string (choose_index)
     nprobe: int = 0  # IVF lists searched per question
     precision: str = "fp32"  # passage vectors: "int8" encoder, or "fp32" (as the model gives)
+    sentence_vectors: bool = False  # SENTENCES kept (encoders that give token states)
     format_version: int = FORMAT_VERSION
     qa_version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
@@ -99,6 +102,9 @@ class StoredIndex:
     faiss_index: Any
     lexical: LexicalIndex
     exact: np.ndarray | None = None  # memory-mapped exact vectors when faiss_index quantises
+    # memory-mapped sentence vectors, and row r's first at sentence_starts[r] (manifest says)
+    sentence_matrix: np.ndarray | None = None
+    sentence_starts: np.ndarray | None = None
     # row -> its sentences' spans (document coordinates) and terms; filled as questions need it
     sentences: dict[int, list[tuple[tuple[int, int], list[str]]]] = field(default_factory=dict)
 
@@ -106,13 +112,20 @@ class StoredIndex:
         """A passage's sentences (the whole passage if it has none) with their BM25 terms."""
         if row not in self.sentences:
             chunk = self.chunks[row]
-            spans = sentence_spans(chunk.text) or [(0, len(chunk.text))]
+            spans = passage_sentences(chunk.text)
             terms = self.lexical.analyzer.terms_by_span(chunk.text, spans)
             self.sentences[row] = [
                 ((chunk.start + s, chunk.start + e), t)
                 for (s, e), t in zip(spans, terms, strict=True)
             ]
         return self.sentences[row]
+
+    def sentence_vectors(self, row: int) -> np.ndarray | None:
+        """The vectors of a passage's sentences (passage_sentences order), if the index has them."""
+        if self.sentence_matrix is None or self.sentence_starts is None:
+            return None
+        begin, end = self.sentence_starts[row : row + 2]
+        return np.asarray(self.sentence_matrix[begin:end], dtype=np.float32)
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """(row, score) pairs per query, best first; faiss's -1 padding removed."""
@@ -185,6 +198,11 @@ def load_index(index_dir: Path) -> StoredIndex:
         if manifest.vector_index != "Flat":
             name = EXACT
             exact = np.load(index_dir / EXACT, mmap_mode="r", allow_pickle=False)
+        sentences = starts = None
+        if manifest.sentence_vectors:
+            name = SENTENCES
+            sentences = np.load(index_dir / SENTENCES, mmap_mode="r", allow_pickle=False)
+            starts = np.load(index_dir / SENTENCE_STARTS, allow_pickle=False)
         name = "lexical index"
         lexical = LexicalIndex.load(index_dir)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
@@ -193,12 +211,25 @@ def load_index(index_dir: Path) -> StoredIndex:
             f"Index {index_dir} is damaged ({name} {reason}): run `qa index --rebuild`."
         ) from None
     counts = {vectors.ntotal, lexical.size, manifest.chunks}
+    if sentences is not None and starts is not None:
+        counts.add(len(starts) - 1)
+        if int(starts[-1]) != len(sentences) or sentences.shape[1] != manifest.dim:
+            counts.add(-1)
     if counts != {len(chunks)} or vectors.d != manifest.dim:
         raise IndexCorruptError(
             f"Index {index_dir} is inconsistent ({len(chunks)} passages, {vectors.ntotal} "
             f"vectors of dimension {vectors.d}): run `qa index --rebuild`."
         )
-    return StoredIndex(index_dir, manifest, chunks, vectors, lexical, exact=exact)
+    return StoredIndex(
+        index_dir,
+        manifest,
+        chunks,
+        vectors,
+        lexical,
+        exact=exact,
+        sentence_matrix=sentences,
+        sentence_starts=starts,
+    )
 
 
 def write_index(
@@ -208,9 +239,11 @@ def write_index(
     vectors: np.ndarray,
     lexical: LexicalIndex,
     encoder: Path | None = None,
+    sentences: list[np.ndarray] | None = None,
 ) -> None:
     """Write the index into a temporary directory and swap it in; `encoder` is a folder
-    whose ONNX encoder files the new index keeps (hard-linked when possible)."""
+    whose ONNX encoder files the new index keeps (hard-linked when possible); `sentences`,
+    each passage's sentence vectors, when manifest.sentence_vectors."""
     import faiss
 
     index_dir = index_dir.resolve()
@@ -230,6 +263,11 @@ def write_index(
         faiss.write_index(index, str(tmp / VECTORS))
         if manifest.vector_index != "Flat":
             np.save(tmp / EXACT, vectors, allow_pickle=False)
+        if manifest.sentence_vectors and sentences is not None:
+            starts = np.cumsum([0] + [len(v) for v in sentences], dtype=np.int64)
+            matrix = np.concatenate(sentences) if sentences else np.empty((0, manifest.dim))
+            np.save(tmp / SENTENCES, matrix.astype(np.float16), allow_pickle=False)
+            np.save(tmp / SENTENCE_STARTS, starts, allow_pickle=False)
         lexical.save(tmp)
         if encoder is not None:
             from qa.runtime import ENCODER_FILES, encoder_files

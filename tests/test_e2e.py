@@ -102,6 +102,28 @@ def test_passages_are_int8_by_default_and_fp32_on_request(
     assert np.allclose(load_index(fp32.index).vectors(), index.vectors(), atol=1e-6)
 
 
+def test_sentence_vectors_come_from_the_passage_pass_and_are_kept(
+    answers: Answers, shipped: tuple[Settings, Path]
+) -> None:
+    settings, _ = shipped
+    index = load_index(settings.index)
+    assert index.manifest.sentence_vectors
+    for row in range(len(index.chunks)):
+        vectors = index.sentence_vectors(row)
+        assert vectors is not None and len(vectors) == len(index.passage_sentences(row))
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
+    # Each sentence has its own vector, none the passage's own (the fallback for a sentence
+    # the encoder never saw).
+    top = max(range(len(index.chunks)), key=lambda r: len(index.passage_sentences(r)))
+    vectors = index.sentence_vectors(top)
+    assert vectors is not None and len(vectors) >= 3
+    assert len({v.tobytes() for v in vectors}) == len(vectors)
+    assert float((vectors @ index.vectors()[top]).max()) < 0.99
+    # An update reuses them: nothing is embedded, the vectors are the same.
+    assert build_index(settings).embedded == 0
+    assert np.array_equal(load_index(settings.index).sentence_vectors(top), vectors)
+
+
 def test_off_topic_questions_are_not_answered(
     shipped: tuple[Settings, Path], answers: Answers
 ) -> None:
