@@ -191,6 +191,9 @@ def build_index(
         print_ = fingerprint(model, params, precision)
         if old is not None and old.manifest.fingerprint != print_:
             reason, old = _rebuild_reason(old.manifest, model, params, precision), None
+        elif old is not None and not old.manifest.sentence_vectors:
+            if isinstance(embedder, OnnxEmbedder):  # chunks are kept; vectors are made again
+                reason = "the index has no sentence vectors yet (built by an older qa)"
         report = _update(
             settings,
             root,

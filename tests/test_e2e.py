@@ -122,6 +122,16 @@ def test_sentence_vectors_come_from_the_passage_pass_and_are_kept(
     # An update reuses them: nothing is embedded, the vectors are the same.
     assert build_index(settings).embedded == 0
     assert np.array_equal(load_index(settings.index).sentence_vectors(top), vectors)
+    # An index from before sentence vectors gets them at its next build, and is told why.
+    older = settings.index.with_name("older")
+    shutil.copytree(settings.index, older)
+    manifest = json.loads((older / "manifest.json").read_text())
+    (older / "manifest.json").write_text(json.dumps({**manifest, "sentence_vectors": False}))
+    (older / "sentences.npy").unlink()
+    assert load_index(older).sentence_vectors(top) is None
+    report = build_index(replace(settings, index=older))
+    assert report.embedded == 10 and "no sentence vectors" in (report.rebuilt or "")
+    assert np.allclose(load_index(older).sentence_vectors(top), vectors, atol=1e-3)
 
 
 def test_off_topic_questions_are_not_answered(
