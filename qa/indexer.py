@@ -31,7 +31,11 @@ from qa.runtime import (
     ENCODER_FILES,
     PASSAGE_ENCODER,
     PRECISIONS,
+    EncoderSpec,
     OnnxEmbedder,
+    can_export,
+    export_onnx,
+    has_encoder,
     quantize_passage_encoder,
 )
 from qa.store import (
@@ -40,6 +44,7 @@ from qa.store import (
     StoredIndex,
     choose_index,
     fingerprint,
+    link_or_copy,
     load_index,
     now,
     read_manifest,
@@ -309,8 +314,6 @@ def _with_encoder(
     An index of the same model keeps its encoder. For int8, the fp32 encoder is quantised
     once (into staging too), so only models with an ONNX encoder can have int8 passages.
     """
-    from qa.runtime import has_encoder
-
     if old is not None and has_encoder(old.path):  # same model: keep its encoder
         folder: Path | None = old.path
     elif isinstance(embedder, OnnxEmbedder):
@@ -327,36 +330,28 @@ def _with_encoder(
         if folder != staging:  # an old index's encoder: link it beside the int8 copy
             staging.mkdir(parents=True, exist_ok=True)
             for name in ENCODER_FILES:
-                _link(folder / name, staging / name)
+                link_or_copy(folder / name, staging / name)
             folder = staging
         if progress:
             progress("quantising the encoder to int8", 0, 1)
         quantize_passage_encoder(folder)
-    int8 = OnnxEmbedder(folder, precision="int8")
-    agreement = float((int8.embed(SAMPLE) * OnnxEmbedder(folder).embed(SAMPLE)).sum(axis=1).min())
-    if agreement < INT8_AGREEMENT:
-        log.warning(
-            "the int8 encoder of %s strays from fp32 (cosine %.3f): passages are embedded in fp32",
-            embedder.name,
-            agreement,
-        )
-        (folder / PASSAGE_ENCODER).unlink()
-        return OnnxEmbedder(folder), folder, "fp32"
-    return int8, folder, "int8"
-
-
-def _link(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
+        vectors = OnnxEmbedder(folder, precision="int8").embed(SAMPLE)
+        agreement = float((vectors * OnnxEmbedder(folder).embed(SAMPLE)).sum(axis=1).min())
+        if agreement < INT8_AGREEMENT:
+            log.warning(
+                "the int8 encoder of %s strays from fp32 (cosine %.3f): passages are embedded "
+                "in fp32",
+                embedder.name,
+                agreement,
+            )
+            (folder / PASSAGE_ENCODER).unlink()
+            return OnnxEmbedder(folder), folder, "fp32"
+    return OnnxEmbedder(folder, precision="int8"), folder, "int8"
 
 
 def _export(embedder: embedding.Embedder, staging: Path, progress: Progress | None) -> Path | None:
     """Export a sentence-transformers model to ONNX in staging; None when it cannot be done
     exactly (any failure leaves the slower, exact sentence-transformers path)."""
-    from qa.runtime import EncoderSpec, can_export, export_onnx
-
     if not isinstance(embedder, embedding.SentenceTransformerEmbedder):
         return None
     location = embedder.location
@@ -463,7 +458,8 @@ def _vectors(
     """Vectors for chunks, and each chunk's sentence vectors when the embedder gives them
     (qa.runtime.OnnxEmbedder.embed_spans): reused by text hash where the old index has them,
     else embedded."""
-    spans = isinstance(embedder, OnnxEmbedder)
+    onnx = embedder if isinstance(embedder, OnnxEmbedder) else None  # gives sentence vectors
+    spans = onnx is not None
     known: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     if old is not None and (old.manifest.sentence_vectors or not spans):
         wanted = {c.sha256 for c in chunks}
@@ -484,9 +480,9 @@ def _vectors(
                 progress("embedding", done, total)
 
         texts = [c.embed_text() for c in todo.values()]
-        if isinstance(embedder, OnnxEmbedder):
+        if onnx is not None:
             where = [c.embed_sentences() for c in todo.values()]
-            fresh, parts = embedder.embed_spans(texts, where, progress=embedding_progress)
+            fresh, parts = onnx.embed_spans(texts, where, progress=embedding_progress)
             known.update(zip(todo, zip(fresh, parts, strict=True), strict=True))
         else:
             fresh = embedder.embed(texts, progress=embedding_progress)

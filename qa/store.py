@@ -274,10 +274,7 @@ def write_index(
 
             keep = encoder_files(encoder) if manifest.precision == "int8" else ENCODER_FILES
             for name in keep:
-                try:
-                    os.link(encoder / name, tmp / name)
-                except OSError:
-                    shutil.copyfile(encoder / name, tmp / name)
+                link_or_copy(encoder / name, tmp / name)
         with (tmp / CHUNKS).open("w", encoding="utf-8") as f:
             for chunk in chunks:
                 # vars(), not asdict(): a flat dataclass needs no deep copy (1.2 s -> 0.1 s
@@ -289,6 +286,14 @@ def write_index(
         _swap(tmp, index_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the file system allows one (no bytes copied), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _old(index_dir: Path) -> Path:
