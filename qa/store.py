@@ -28,7 +28,7 @@ MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 VECTORS = "vectors.faiss"
 EXACT = "vectors.npy"  # exact float32 vectors, kept beside an approximate (quantised) index
-# Each passage's sentence vectors (float16, passages' rows in order) and where each row's start
+# Every passage's sentence vectors (float16, in row order) and the index of each row's first
 SENTENCES, SENTENCE_STARTS = "sentences.npy", "sentence_starts.npy"
 
 # Exact search while it is fast enough; past that, IVF with 8-bit scalar quantisation
@@ -211,10 +211,19 @@ def load_index(index_dir: Path) -> StoredIndex:
             f"Index {index_dir} is damaged ({name} {reason}): run `qa index --rebuild`."
         ) from None
     counts = {vectors.ntotal, lexical.size, manifest.chunks}
-    if sentences is not None and starts is not None:
-        counts.add(len(starts) - 1)
-        if int(starts[-1]) != len(sentences) or sentences.shape[1] != manifest.dim:
-            counts.add(-1)
+    if (
+        sentences is not None
+        and starts is not None
+        and (
+            len(starts) != len(chunks) + 1
+            or int(starts[-1]) != len(sentences)
+            or sentences.shape[1] != manifest.dim
+        )
+    ):
+        raise IndexCorruptError(
+            f"Index {index_dir}: its sentence vectors do not match its {len(chunks)} passages: "
+            "run `qa index --rebuild`."
+        )
     if counts != {len(chunks)} or vectors.d != manifest.dim:
         raise IndexCorruptError(
             f"Index {index_dir} is inconsistent ({len(chunks)} passages, {vectors.ntotal} "

@@ -14,6 +14,7 @@ import pytest
 
 from qa.config import Settings
 from qa.embed import index_embedder, load_embedder
+from qa.errors import IndexCorruptError
 from qa.indexer import build_index
 from qa.runtime import PASSAGE_ENCODER, OnnxEmbedder, has_encoder
 from qa.search import Answers, ask
@@ -122,6 +123,12 @@ def test_sentence_vectors_come_from_the_passage_pass_and_are_kept(
     # An update reuses them: nothing is embedded, the vectors are the same.
     assert build_index(settings).embedded == 0
     assert np.array_equal(load_index(settings.index).sentence_vectors(top), vectors)
+    # Sentence vectors that do not match the passages are reported, with the fix.
+    damaged = settings.index.with_name("damaged")
+    shutil.copytree(settings.index, damaged)
+    np.save(damaged / "sentence_starts.npy", np.load(damaged / "sentence_starts.npy")[:-1])
+    with pytest.raises(IndexCorruptError, match="sentence vectors do not match.*--rebuild"):
+        load_index(damaged)
     # An index from before sentence vectors gets them at its next build, and is told why.
     older = settings.index.with_name("older")
     shutil.copytree(settings.index, older)
