@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-# Passage vectors from the int8 copy of the ONNX encoder: 1.6x faster, SciFact nDCG@10 -0.001.
+# Passage vectors from the int8 copy of the ONNX encoder: 1.5x the fp32 encoder's speed, SciFact
+# nDCG@10 -0.0013 (bench/speed.md).
 DEFAULT_PRECISION = "int8"
 
 
