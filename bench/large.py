@@ -404,15 +404,19 @@ def run_size(n: int, args: argparse.Namespace, real: np.ndarray, quiet: Quiet) -
 
     flat, flat_s = build_flat(base)
     _, truth = flat.search(queries, K)  # exact ground truth (batch search)
-    rows = measure(
-        flat,
-        Row(n, "Flat", build_s=flat_s),
-        queries,
-        truth,
-        scratch / "Flat.faiss",
-        quiet,
-        args.build_threads,
-    )
+
+    def measured(index: faiss.Index, factory: str, build_s: float) -> list[Row]:
+        return measure(
+            index,
+            Row(n, factory, build_s=build_s),
+            queries,
+            truth,
+            scratch / f"{factory}.faiss",
+            quiet,
+            args.build_threads,
+        )
+
+    rows = measured(flat, "Flat", flat_s)
     del flat
 
     for factory in ("HNSW32,Flat", "HNSW32,SQ8"):
@@ -444,15 +448,7 @@ def run_size(n: int, args: argparse.Namespace, real: np.ndarray, quiet: Quiet) -
             )
             print(f"  {factory} {rows[-1].note}", flush=True)
             continue
-        rows += measure(
-            index,
-            Row(n, factory, build_s=build_s),
-            queries,
-            truth,
-            scratch / f"{factory}.faiss",
-            quiet,
-            args.build_threads,
-        )
+        rows += measured(index, factory, build_s)
         del index
 
     coarse = train_coarse(base, sample)
@@ -463,15 +459,7 @@ def run_size(n: int, args: argparse.Namespace, real: np.ndarray, quiet: Quiet) -
     for codec in ("Flat", "SQfp16", "SQ8", "PQ48", "PQ96"):
         factory = f"IVF{coarse.nlist},{codec}"
         index, build_s = build_ivf(factory, base, sample, coarse)
-        rows += measure(
-            index,
-            Row(n, factory, build_s=build_s),
-            queries,
-            truth,
-            scratch / f"{factory}.faiss",
-            quiet,
-            args.build_threads,
-        )
+        rows += measured(index, factory, build_s)
         del index
 
     mmap = []
