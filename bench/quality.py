@@ -32,9 +32,10 @@ SQUAD_COLUMNS = [
 NOTE = """
 The hit@k columns come from one top-20 list per question, where the per-document cap (at most
 ceil(0.6 k) slots per document while relevant passages of other documents wait) allows 12 of 20
-to one article, so it moves only hit@20 here (0.9922 without, 0.9920 with). Its effect on what `qa ask -k 5` shows, measured on
-top-5 lists: SQuAD hit@5 0.9629 without a cap, 0.9603 with it, 0.9570 with a flat cap
-(bench/results/diversity.txt). SciFact is scored per document, so a passage cap cannot move it.
+to one article, so it moves only hit@20 here (0.9922 without, 0.9920 with). Its effect on what
+`qa ask -k 5` shows, measured on top-5 lists with the earlier word-coverage re-rank: SQuAD hit@5
+0.9629 without a cap, 0.9603 with it, 0.9570 with a flat cap (bench/results/diversity.txt).
+SciFact is scored per document, so a passage cap cannot move it.
 "no-answer flagged": answerable questions whose best top-5 cosine is under 0.30, so `ask` would
 call them unanswered (calibration: bench/results/answerable.txt). The eval indexes are built as
 `qa index` builds by default: int8 passage vectors and sentence vectors (with fp32 passages,
