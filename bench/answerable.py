@@ -17,7 +17,7 @@ from qa.config import DEFAULT_MODEL, Settings
 from qa.embed import load_embedder
 from qa.evaluate import load_beir, load_span_questions
 from qa.indexer import build_index
-from qa.search import retrieve
+from qa.search import embed_questions, retrieve
 from qa.store import StoredIndex, load_index
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -37,8 +37,8 @@ OFF_TOPIC = [
 
 
 def best_cosines(index: StoredIndex, questions: list[str], embedder: object) -> np.ndarray:
-    vectors = embedder.embed(questions)  # type: ignore[attr-defined]
-    found = retrieve(index, vectors, questions, 5, "hybrid")
+    vectors, tokens = embed_questions(embedder, questions)  # type: ignore[arg-type]
+    found = retrieve(index, vectors, questions, 5, "hybrid", tokens)
     return np.array(
         [
             float(index.dense_scores(v, np.array([r for r, _ in rows])).max())

@@ -38,8 +38,8 @@ to one article, so it moves only hit@20 here (0.9922 without, 0.9920 with). Its 
 SciFact is scored per document, so a passage cap cannot move it.
 "no-answer flagged": answerable questions whose best top-5 cosine is under 0.30, so `ask` would
 call them unanswered (calibration: bench/results/answerable.txt). The eval indexes are built as
-`qa index` builds by default: int8 passage vectors and sentence vectors (with fp32 passages,
-dense SciFact is 0.6591 and SQuAD dense hit@1 0.6315; bench/speed.md).
+`qa index` builds by default: int8 passage vectors, sentence vectors and token states (with
+fp32 passages, dense SciFact is 0.6591 and SQuAD dense hit@1 0.6315; bench/speed.md).
 """
 BEIR_COLUMNS = ["nDCG@10", "recall@10", "recall@100", "MRR@10", "no-answer flagged"]
 
@@ -64,7 +64,6 @@ def reference_dense(embedder: object) -> float:
 
 
 def main() -> None:
-    embedder = load_embedder(DEFAULT_MODEL)
     runs = [
         ("dense", "dense", {}),
         ("lexical (BM25)", "lexical", {}),
@@ -77,19 +76,17 @@ def main() -> None:
     for label, mode, overrides in runs:
         for name, value in {**defaults, **overrides}.items():
             setattr(qa.search, name, value)
-        beir = evaluate_beir(
-            eval_index(DATA / "scifact", None, None), DATA / "scifact", mode=mode, embedder=embedder
-        )
+        # Questions are embedded by each index's own encoder, as `qa eval` embeds them.
+        beir = evaluate_beir(eval_index(DATA / "scifact", None, None), DATA / "scifact", mode=mode)
         squad = evaluate_spans(
             eval_index(DATA / "squad" / "corpus", None, None),
             DATA / "squad" / "questions.jsonl",
             mode=mode,
-            embedder=embedder,
         )
         beir_rows.append((label, beir))
         squad_rows.append((label, squad))
         print(label, beir.metrics, squad.metrics, flush=True)
-    reference = reference_dense(embedder)
+    reference = reference_dense(load_embedder(DEFAULT_MODEL))
 
     def cell(name: str, value: float) -> str:
         return f"{value:.1f}" if "words" in name else f"{value:.4f}"

@@ -18,7 +18,7 @@ from qa.config import Settings
 from qa.corpus import passage_words
 from qa.errors import InputError
 from qa.indexer import Progress, build_index
-from qa.search import answerable, marked_hits, retrieve
+from qa.search import answerable, embed_questions, marked_hits, retrieve
 from qa.store import StoredIndex, load_index
 
 # --- metrics (as BEIR computes them with pytrec_eval) ------------------------------------------
@@ -123,12 +123,12 @@ def _prepared(
 
 def _embed_questions(
     embedder: embedding.Embedder, questions: list[str], progress: Progress | None
-) -> np.ndarray:
+) -> tuple[np.ndarray, list[np.ndarray] | None]:
     def report(done: int, total: int) -> None:
         if progress:
             progress("questions", done, total)
 
-    return embedder.embed(questions, progress=report)
+    return embed_questions(embedder, questions, progress=report)
 
 
 def evaluate_beir(
@@ -145,8 +145,8 @@ def evaluate_beir(
     index, embedder = _prepared(settings, embedder, progress)
     started = time.perf_counter()
     ids, texts = list(queries), list(queries.values())
-    vectors = _embed_questions(embedder, texts, progress)
-    found = retrieve(index, vectors, texts, 300, mode)
+    vectors, tokens = _embed_questions(embedder, texts, progress)
+    found = retrieve(index, vectors, texts, 300, mode, tokens)
     totals: dict[str, float] = defaultdict(float)
     for qid, vector, rows in zip(ids, vectors, found, strict=True):
         totals["no-answer flagged"] += not answerable(index, vector, rows[:5])
@@ -184,8 +184,8 @@ def evaluate_spans(
     index, embedder = _prepared(settings, embedder, progress)
     started = time.perf_counter()
     texts = [q.question for q in questions]
-    vectors = _embed_questions(embedder, texts, progress)
-    found = retrieve(index, vectors, texts, 20, mode)
+    vectors, tokens = _embed_questions(embedder, texts, progress)
+    found = retrieve(index, vectors, texts, 20, mode, tokens)
     totals: dict[str, float] = defaultdict(float)
     highlighted = 0  # correct top passages whose marked sentence holds the answer
     for n, (q, rows) in enumerate(zip(questions, found, strict=True)):

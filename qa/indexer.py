@@ -33,6 +33,7 @@ from qa.runtime import (
     PRECISIONS,
     EncoderSpec,
     OnnxEmbedder,
+    SentenceStates,
     can_export,
     export_onnx,
     has_encoder,
@@ -196,9 +197,9 @@ def build_index(
         print_ = fingerprint(model, params, precision)
         if old is not None and old.manifest.fingerprint != print_:
             reason, old = _rebuild_reason(old.manifest, model, params, precision), None
-        elif old is not None and not old.manifest.sentence_vectors:
+        elif old is not None and not old.manifest.sentence_tokens:
             if isinstance(embedder, OnnxEmbedder):  # chunks are kept; vectors are made again
-                reason = "the index has no sentence vectors yet (built by an older qa)"
+                reason = "the index has no sentence token states yet (built by an older qa)"
         report = _update(
             settings,
             root,
@@ -398,7 +399,7 @@ def _finish(
         and chunks == old.chunks
         and files == old.manifest.files
         and encoder == old.path
-        and (old.manifest.sentence_vectors or not isinstance(embedder, OnnxEmbedder))
+        and (old.manifest.sentence_tokens or not isinstance(embedder, OnnxEmbedder))
         and old.manifest.corpus == relative_corpus(root, settings.index)
     ):  # nothing to do: leave the index on disk untouched
         n = len(chunks)
@@ -424,6 +425,7 @@ def _finish(
         nprobe=kind[1],
         precision=precision,
         sentence_vectors=sentences is not None,
+        sentence_tokens=sentences is not None,
     )
     if old is not None and chunks == old.chunks:
         lexical = old.lexical
@@ -454,20 +456,20 @@ def _vectors(
     old: StoredIndex | None,
     embedder: embedding.Embedder,
     progress: Progress | None,
-) -> tuple[np.ndarray, list[np.ndarray] | None, int, int]:
-    """Vectors for chunks, and each chunk's sentence vectors when the embedder gives them
+) -> tuple[np.ndarray, list[SentenceStates] | None, int, int]:
+    """Vectors for chunks, and each chunk's SentenceStates when the embedder gives them
     (qa.runtime.OnnxEmbedder.embed_spans): reused by text hash where the old index has them,
     else embedded."""
-    onnx = embedder if isinstance(embedder, OnnxEmbedder) else None  # gives sentence vectors
+    onnx = embedder if isinstance(embedder, OnnxEmbedder) else None  # gives sentence states
     spans = onnx is not None
-    known: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-    if old is not None and (old.manifest.sentence_vectors or not spans):
+    known: dict[str, tuple[np.ndarray, SentenceStates | None]] = {}
+    if old is not None and (old.manifest.sentence_tokens or not spans):
         wanted = {c.sha256 for c in chunks}
         rows = [row for row, c in enumerate(old.chunks) if c.sha256 in wanted]
         if rows:
             old_vectors = old.vectors()
             for row in rows:
-                own = old.sentence_vectors(row) if spans else None
+                own = old.sentence_states(row) if spans else None
                 known[old.chunks[row].sha256] = (old_vectors[row], own)
     todo: dict[str, Chunk] = {}
     for chunk in chunks:

@@ -91,6 +91,19 @@ class Matcher:
         total = sum(w[a] + w[b] for a, b in self.bigrams) or 1.0
         return unigram, sum(w[a] + w[b] for a, b in pairs) / total
 
+    def localised(self, candidates: list[set[str]]) -> Matcher:
+        """The same question with each term's weight scaled by how rare it is among the
+        candidates' terms (BM25's idf over them): a term every candidate holds, such as the
+        topic of the article they share, no longer tells them apart."""
+        n = len(candidates)
+
+        def rarity(term: str) -> float:
+            df = sum(term in terms for terms in candidates)
+            return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+        weights = {t: w * rarity(t) for t, w in self.weights.items()}
+        return Matcher(self.analyzer, weights, self.bigrams)
+
 
 @dataclass
 class LexicalIndex:

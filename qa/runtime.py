@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -186,30 +189,54 @@ class OnnxEmbedder:
         return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))] if texts else []
 
     def embed(self, texts: Sequence[str], progress: Any = None) -> np.ndarray:
-        return self.embed_spans(texts, None, progress)[0]
+        return self._encode(texts, None, progress)
 
     def embed_spans(
         self,
         texts: Sequence[str],
-        spans: Sequence[Sequence[tuple[int, int]]] | None,
+        spans: Sequence[Sequence[tuple[int, int]]],
         progress: Any = None,
+    ) -> tuple[np.ndarray, list[SentenceStates]]:
+        """Vectors of texts and the SentenceStates of each text's [start, end) character spans
+        (its sentences), from the same encoder pass, so they cost nothing more."""
+        parts: list[SentenceStates] = [EMPTY_STATES] * len(texts)
+
+        def keep(row: int, states: np.ndarray, encoding: Any, vector: np.ndarray) -> None:
+            starts = np.array([start for start, _ in self._truncated(encoding.offsets)])
+            words = ~np.array(self._truncated(encoding.special_tokens_mask), dtype=bool)
+            parts[row] = sentence_states(states, starts, words, spans[row], vector)
+
+        return self._encode(texts, keep, progress), parts
+
+    def embed_with_tokens(
+        self, texts: Sequence[str], progress: Any = None
     ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Vectors of texts and, with spans, of each text's [start, end) character spans (its
-        sentences): the mean of the token states inside the span, from the same encoder pass,
-        so they cost nothing more. A span with no token left after truncation gets its text's
-        vector."""
+        """Vectors of texts (questions) and the unit-length states of each one's word tokens,
+        special tokens and punctuation left out: the question's side of token matching."""
+        tokens: list[np.ndarray] = [np.empty((0, self.spec.dim), np.float32)] * len(texts)
+
+        def keep(row: int, states: np.ndarray, encoding: Any, vector: np.ndarray) -> None:
+            pieces = self._truncated(encoding.tokens)
+            special = self._truncated(encoding.special_tokens_mask)
+            words = [not (s or _PUNCTUATION.match(p)) for p, s in zip(pieces, special, strict=True)]
+            tokens[row] = _normalised(states[np.array(words, dtype=bool)])
+
+        return self._encode(texts, keep, progress), tokens
+
+    def _truncated(self, values: list[Any]) -> list[Any]:
+        """As sentence-transformers truncates: the first max_tokens - 1 and the last ([SEP])."""
+        keep = self.spec.max_tokens
+        return values[: keep - 1] + values[-1:] if len(values) > keep else values
+
+    def _encode(self, texts: Sequence[str], each: Any, progress: Any) -> np.ndarray:
+        """Mean-pooled unit vectors of texts; each(row, token states, encoding, vector), if
+        given, sees every text's token states before they are dropped."""
         out = np.empty((len(texts), self.spec.dim), dtype=np.float32)
-        parts: list[np.ndarray] = [out[:0]] * len(texts)
         if not texts:
-            return out, parts
+            return out
         session = self._session(0 if len(texts) >= self.BULK else 1)
         encodings = self._tokenizer.encode_batch(list(texts))
-        keep = self.spec.max_tokens
-
-        def truncated(values: list[Any]) -> list[Any]:  # as sentence-transformers truncates
-            return values[: keep - 1] + values[-1:] if len(values) > keep else values
-
-        ids = [truncated(e.ids) for e in encodings]
+        ids = [self._truncated(e.ids) for e in encodings]
         lengths = np.array([len(i) for i in ids])
         order = np.argsort(-lengths, kind="stable")  # batches of similar length pad little
         for begin in range(0, len(order), self._batch_size):
@@ -229,36 +256,67 @@ class OnnxEmbedder:
             )[0]
             weights = mask[:, :, None].astype(np.float32)
             out[rows] = _normalised((hidden * weights).sum(axis=1) / weights.sum(axis=1))
-            if spans is not None:
+            if each is not None:
                 for r, row in enumerate(rows):
-                    parts[row] = _span_means(
-                        hidden[r, : lengths[row]],
-                        truncated(encodings[row].offsets),
-                        truncated(encodings[row].special_tokens_mask),
-                        spans[row],
-                        out[row],
-                    )
+                    each(row, hidden[r, : lengths[row]], encodings[row], out[row])
             if progress:
                 progress(min(begin + self._batch_size, len(order)), len(order))
-        return out, parts
+        return out
 
 
-def _span_means(
+_PUNCTUATION = re.compile(r"^\W+$")
+
+
+@dataclass(frozen=True)
+class SentenceStates:
+    """What a passage's sentences looked like inside its encoder pass (no extra model run):
+    each sentence's vector, the mean of its tokens' states; and each token's state kept as
+    sign bits, one per dimension (dim / 8 bytes a token), for matching question tokens."""
+
+    vectors: np.ndarray  # (sentences, dim) float32 unit vectors
+    signs: np.ndarray  # (tokens, dim / 8) uint8: np.packbits(state > 0), sentence by sentence
+    counts: np.ndarray  # (sentences,) tokens in each sentence
+
+    def token_match(self, question_tokens: np.ndarray) -> np.ndarray:
+        """Per sentence: over the question's tokens, the mean of each one's best cosine with
+        a token of the sentence (estimated from the sign bits); 0 for a sentence with none."""
+        if not len(question_tokens):
+            return np.zeros(len(self.counts), dtype=np.float32)
+        dim = self.vectors.shape[1]
+        signs = np.unpackbits(self.signs, axis=1, count=dim).astype(np.float32) * 2 - 1
+        similar = question_tokens @ signs.T / math.sqrt(dim)
+        bounds = np.concatenate([[0], np.cumsum(self.counts)])
+        return np.array(
+            [similar[:, a:b].max(axis=1).mean() if b > a else 0.0 for a, b in pairwise(bounds)],
+            dtype=np.float32,
+        )
+
+
+EMPTY_STATES = SentenceStates(
+    np.empty((0, 0), np.float32), np.empty((0, 0), np.uint8), np.empty(0, np.int64)
+)
+
+
+def sentence_states(
     states: np.ndarray,
-    offsets: list[tuple[int, int]],
-    special: list[int],
+    starts: np.ndarray,
+    words: np.ndarray,
     spans: Sequence[tuple[int, int]],
     fallback: np.ndarray,
-) -> np.ndarray:
-    """Unit vectors of each span: the mean state of the (non-special) tokens starting in it;
-    `fallback` for a span with none."""
-    starts = np.array([start for start, _ in offsets])
-    words = ~np.array(special, dtype=bool)
+) -> SentenceStates:
+    """SentenceStates of a text's spans, from its token states, the character each token
+    starts at and which tokens are words (not special). A sentence's tokens are the words
+    starting in it; one with none (cut off by truncation) gets `fallback` as its vector."""
     means = np.empty((len(spans), states.shape[1]), dtype=np.float32)
-    for n, (a, b) in enumerate(spans):
-        inside = words & (starts >= a) & (starts < b)
-        means[n] = states[inside].mean(axis=0) if inside.any() else fallback
-    return _normalised(means)
+    inside = [words & (starts >= a) & (starts < b) for a, b in spans]
+    for n, mask in enumerate(inside):
+        means[n] = states[mask].mean(axis=0) if mask.any() else fallback
+    tokens = np.concatenate([states[mask] for mask in inside]) if inside else states[:0]
+    return SentenceStates(
+        _normalised(means),
+        np.packbits(tokens > 0, axis=1),
+        np.array([int(mask.sum()) for mask in inside], dtype=np.int64),
+    )
 
 
 def _normalised(vectors: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from qa.corpus import Chunk
 from qa.errors import InputError
 from qa.indexer import Progress, current_index
 from qa.lexical import Matcher
+from qa.runtime import OnnxEmbedder
 from qa.store import StoredIndex
 
 
@@ -55,10 +57,15 @@ POOL = 100  # candidates each side contributes before fusion
 # 15: 0.9702 / 0.7283, 20: 0.9707 / 0.7250 (int8 index with sentence vectors)
 RERANK_DEPTH = 15
 TERM_WEIGHT, PHRASE_WEIGHT = 0.1, 0.2  # without sentence vectors: coverage bonus
-# With sentence vectors (indexes whose encoder gives them), a candidate gains SENTENCE_WEIGHT *
-# max over its sentences of (cosine + SENTENCE_TERMS * term coverage + SENTENCE_PHRASES *
-# phrase coverage): the same sentence must match in meaning and in words (bench/results/rerank.txt)
-SENTENCE_WEIGHT, SENTENCE_TERMS, SENTENCE_PHRASES = 1.5, 0.3, 0.3
+# With sentence states (indexes whose encoder gives them), a candidate gains SENTENCE_WEIGHT *
+# max over its sentences of: cosine + TOKEN_MATCH * token match (SentenceStates.token_match) +
+# SENTENCE_TERMS * term coverage + SENTENCE_PHRASES * phrase coverage + LOCAL_TERMS * term
+# coverage + LOCAL_PHRASES * phrase coverage with weights localised to the candidates
+# (Matcher.localised). The same sentence must match in meaning, token by token and in words,
+# in the words that tell the candidates apart (bench/results/rerank.txt).
+SENTENCE_WEIGHT, TOKEN_MATCH = 2.0, 3.0
+SENTENCE_TERMS, SENTENCE_PHRASES = 0.15, 0.3
+LOCAL_TERMS, LOCAL_PHRASES = 0.3, 0.1
 PER_DOCUMENT: float | None = 0.6  # share of the k slots one document may keep (diversify)
 ANSWER_THRESHOLD = 0.30  # best passage cosine below this: "no answer" (bench/answerable.py)
 
@@ -69,9 +76,11 @@ def retrieve(
     questions: Sequence[str],
     k: int,
     mode: str,
+    query_tokens: Sequence[np.ndarray] | None = None,
 ) -> list[list[tuple[int, float]]]:
-    """(row, score) of the k best passages per question, best first. RERANK_DEPTH and
-    PER_DOCUMENT are read at each call, so a benchmark can switch either off."""
+    """(row, score) of the k best passages per question, best first; query_tokens are the
+    questions' token states (embed_questions), for the re-rank. RERANK_DEPTH and PER_DOCUMENT
+    are read at each call, so a benchmark can switch either off."""
     if mode not in MODES:
         raise InputError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
     if mode == "dense":
@@ -90,7 +99,8 @@ def retrieve(
         fused = fuse(index.dense_scores(query_vectors[n], rows), lexical[rows])
         order = np.argsort(-fused, kind="stable")
         ranked = [(int(rows[i]), float(fused[i])) for i in order[: max(2 * k, RERANK_DEPTH)]]
-        ranked = rerank(index, question, query_vectors[n], ranked)
+        tokens = None if query_tokens is None else query_tokens[n]
+        ranked = rerank(index, question, query_vectors[n], tokens, ranked)
         out.append(diversify(index, query_vectors[n], ranked, k, PER_DOCUMENT))
     return out
 
@@ -131,22 +141,37 @@ def diversify(
 
 
 def rerank(
-    index: StoredIndex, question: str, query_vector: np.ndarray, ranked: list[tuple[int, float]]
+    index: StoredIndex,
+    question: str,
+    query_vector: np.ndarray,
+    query_tokens: np.ndarray | None,
+    ranked: list[tuple[int, float]],
 ) -> list[tuple[int, float]]:
     """Re-order the best RERANK_DEPTH candidates by fused score plus how well their best
-    sentence matches the question: in meaning and words where the index has sentence vectors,
-    else in words (bench/results/rerank.txt)."""
+    sentence matches the question: in meaning, token by token and in words where the index
+    has sentence states, else in words (bench/results/rerank.txt)."""
     matcher = index.lexical.matcher(question)
+    top = ranked[:RERANK_DEPTH]
+    sentences = [index.passage_sentences(row) for row, _ in top]
+    local = matcher.localised([{t for _, terms in s for t in terms} for s in sentences])
     head = []
-    for row, score in ranked[:RERANK_DEPTH]:
-        cover = _coverage(index, matcher, row)
-        sentences = index.sentence_vectors(row)
-        if sentences is None:
-            bonus = _weighted(max(c[1] for c in cover), max(c[2] for c in cover))
+    for (row, score), passage in zip(top, sentences, strict=True):
+        states = index.sentence_states(row)
+        words = [(*matcher.coverage(terms), *local.coverage(terms)) for _, terms in passage]
+        if states is None or query_tokens is None:
+            bonus = _weighted(max(w[0] for w in words), max(w[1] for w in words))
         else:
+            tokens = states.token_match(query_tokens)
             bonus = SENTENCE_WEIGHT * max(
-                float(cosine) + SENTENCE_TERMS * terms + SENTENCE_PHRASES * phrases
-                for cosine, (_, terms, phrases) in zip(sentences @ query_vector, cover, strict=True)
+                float(cosine)
+                + TOKEN_MATCH * float(match)
+                + SENTENCE_TERMS * terms
+                + SENTENCE_PHRASES * phrases
+                + LOCAL_TERMS * local_terms
+                + LOCAL_PHRASES * local_phrases
+                for cosine, match, (terms, phrases, local_terms, local_phrases) in zip(
+                    states.vectors @ query_vector, tokens, words, strict=True
+                )
             )
         head.append((row, score + bonus))
     head.sort(key=lambda pair: -pair[1])
@@ -192,14 +217,23 @@ def search(
     if k < 1:
         raise InputError(f"-k must be at least 1 (got {k}).")
     questions = [check_question(q) for q in questions]
-    query_vectors = embedder.embed(questions)
-    results = retrieve(index, query_vectors, questions, k, mode)
+    query_vectors, query_tokens = embed_questions(embedder, questions)
+    results = retrieve(index, query_vectors, questions, k, mode, query_tokens)
     return [
         Answer(
             question, marked_hits(index, question, rows), answered=answerable(index, vector, rows)
         )
         for question, vector, rows in zip(questions, query_vectors, results, strict=True)
     ]
+
+
+def embed_questions(
+    embedder: embedding.Embedder, questions: Sequence[str], progress: Any = None
+) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """The questions' vectors, and their token states where the embedder gives them."""
+    if isinstance(embedder, OnnxEmbedder):
+        return embedder.embed_with_tokens(questions, progress=progress)
+    return embedder.embed(questions, progress=progress), None
 
 
 def answerable(index: StoredIndex, query_vector: np.ndarray, rows: list[tuple[int, float]]) -> bool:

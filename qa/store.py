@@ -22,6 +22,7 @@ from qa import __version__
 from qa.corpus import Chunk, ChunkingParams, passage_sentences
 from qa.errors import IndexCorruptError, IndexMissingError
 from qa.lexical import LexicalIndex
+from qa.runtime import SentenceStates
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -30,6 +31,9 @@ VECTORS = "vectors.faiss"
 EXACT = "vectors.npy"  # exact float32 vectors, kept beside an approximate (quantised) index
 # Every passage's sentence vectors (float16, in row order) and the index of each row's first
 SENTENCES, SENTENCE_STARTS = "sentences.npy", "sentence_starts.npy"
+# Every sentence's token sign bits (qa.runtime.SentenceStates, in sentence order) and the index
+# of each sentence's first token
+TOKENS, TOKEN_STARTS = "tokens.npy", "token_starts.npy"
 
 # Exact search while it is fast enough; past that, IVF with 8-bit scalar quantisation
 # (bench/results/large.md has the measurements behind these numbers).
@@ -70,6 +74,7 @@ class Manifest:
     nprobe: int = 0  # IVF lists searched per question
     precision: str = "fp32"  # passage vectors: "int8" encoder, or "fp32" (as the model gives)
     sentence_vectors: bool = False  # SENTENCES kept (encoders that give token states)
+    sentence_tokens: bool = False  # TOKENS too (written with SENTENCES)
     format_version: int = FORMAT_VERSION
     qa_version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
@@ -102,9 +107,12 @@ class StoredIndex:
     faiss_index: Any
     lexical: LexicalIndex
     exact: np.ndarray | None = None  # memory-mapped exact vectors when faiss_index quantises
-    # memory-mapped sentence vectors, and row r's first at sentence_starts[r] (manifest says)
+    # memory-mapped sentence vectors, and row r's first at sentence_starts[r]; memory-mapped
+    # token sign bits, and sentence s's first at token_starts[s] (manifest.sentence_tokens)
     sentence_matrix: np.ndarray | None = None
     sentence_starts: np.ndarray | None = None
+    token_signs: np.ndarray | None = None
+    token_starts: np.ndarray | None = None
     # row -> its sentences' spans (document coordinates) and terms; filled as questions need it
     sentences: dict[int, list[tuple[tuple[int, int], list[str]]]] = field(default_factory=dict)
 
@@ -120,12 +128,19 @@ class StoredIndex:
             ]
         return self.sentences[row]
 
-    def sentence_vectors(self, row: int) -> np.ndarray | None:
-        """The vectors of a passage's sentences (passage_sentences order), if the index has them."""
+    def sentence_states(self, row: int) -> SentenceStates | None:
+        """A passage's SentenceStates (passage_sentences order), if the index has them."""
         if self.sentence_matrix is None or self.sentence_starts is None:
             return None
-        begin, end = self.sentence_starts[row : row + 2]
-        return np.asarray(self.sentence_matrix[begin:end], dtype=np.float32)
+        if self.token_signs is None or self.token_starts is None:
+            return None
+        begin, end = (int(x) for x in self.sentence_starts[row : row + 2])
+        first, last = int(self.token_starts[begin]), int(self.token_starts[end])
+        return SentenceStates(
+            np.asarray(self.sentence_matrix[begin:end], dtype=np.float32),
+            np.asarray(self.token_signs[first:last]),
+            np.diff(self.token_starts[begin : end + 1]),
+        )
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """(row, score) pairs per query, best first; faiss's -1 padding removed."""
@@ -198,11 +213,14 @@ def load_index(index_dir: Path) -> StoredIndex:
         if manifest.vector_index != "Flat":
             name = EXACT
             exact = np.load(index_dir / EXACT, mmap_mode="r", allow_pickle=False)
-        sentences = starts = None
-        if manifest.sentence_vectors:
+        sentences = starts = signs = token_starts = None
+        if manifest.sentence_vectors and manifest.sentence_tokens:
             name = SENTENCES
             sentences = np.load(index_dir / SENTENCES, mmap_mode="r", allow_pickle=False)
             starts = np.load(index_dir / SENTENCE_STARTS, allow_pickle=False)
+            name = TOKENS
+            signs = np.load(index_dir / TOKENS, mmap_mode="r", allow_pickle=False)
+            token_starts = np.load(index_dir / TOKEN_STARTS, allow_pickle=False)
         name = "lexical index"
         lexical = LexicalIndex.load(index_dir)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
@@ -214,14 +232,19 @@ def load_index(index_dir: Path) -> StoredIndex:
     if (
         sentences is not None
         and starts is not None
+        and signs is not None
+        and token_starts is not None
         and (
             len(starts) != len(chunks) + 1
             or int(starts[-1]) != len(sentences)
             or sentences.shape[1] != manifest.dim
+            or len(token_starts) != len(sentences) + 1
+            or int(token_starts[-1]) != len(signs)
+            or signs.shape[1] != (manifest.dim + 7) // 8
         )
     ):
         raise IndexCorruptError(
-            f"Index {index_dir}: its sentence vectors do not match its {len(chunks)} passages: "
+            f"Index {index_dir}: its sentence states do not match its {len(chunks)} passages: "
             "run `qa index --rebuild`."
         )
     if counts != {len(chunks)} or vectors.d != manifest.dim:
@@ -238,6 +261,8 @@ def load_index(index_dir: Path) -> StoredIndex:
         exact=exact,
         sentence_matrix=sentences,
         sentence_starts=starts,
+        token_signs=signs,
+        token_starts=token_starts,
     )
 
 
@@ -248,11 +273,11 @@ def write_index(
     vectors: np.ndarray,
     lexical: LexicalIndex,
     encoder: Path | None = None,
-    sentences: list[np.ndarray] | None = None,
+    sentences: list[SentenceStates] | None = None,
 ) -> None:
     """Write the index into a temporary directory and swap it in; `encoder` is a folder
     whose ONNX encoder files the new index keeps (hard-linked when possible); `sentences`,
-    each passage's sentence vectors, when manifest.sentence_vectors."""
+    each passage's SentenceStates, when manifest.sentence_tokens."""
     import faiss
 
     index_dir = index_dir.resolve()
@@ -272,11 +297,8 @@ def write_index(
         faiss.write_index(index, str(tmp / VECTORS))
         if manifest.vector_index != "Flat":
             np.save(tmp / EXACT, vectors, allow_pickle=False)
-        if manifest.sentence_vectors and sentences is not None:
-            starts = np.cumsum([0] + [len(v) for v in sentences], dtype=np.int64)
-            matrix = np.concatenate(sentences) if sentences else np.empty((0, manifest.dim))
-            np.save(tmp / SENTENCES, matrix.astype(np.float16), allow_pickle=False)
-            np.save(tmp / SENTENCE_STARTS, starts, allow_pickle=False)
+        if manifest.sentence_tokens and sentences is not None:
+            _save_states(tmp, sentences, manifest.dim)
         lexical.save(tmp)
         if encoder is not None:
             from qa.runtime import ENCODER_FILES, encoder_files
@@ -295,6 +317,24 @@ def write_index(
         _swap(tmp, index_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _save_states(directory: Path, sentences: list[SentenceStates], dim: int) -> None:
+    """SENTENCES and TOKENS, each with the index of every passage's (sentence's) first."""
+    vectors = np.concatenate([s.vectors for s in sentences] or [np.empty((0, dim))])
+    signs = np.concatenate([s.signs for s in sentences] or [np.empty((0, (dim + 7) // 8))])
+    tokens = np.concatenate([s.counts for s in sentences] or [np.empty(0, np.int64)])
+    for (name, starts_name), matrix, sizes in (
+        (
+            (SENTENCES, SENTENCE_STARTS),
+            vectors.astype(np.float16),
+            [len(s.vectors) for s in sentences],
+        ),
+        ((TOKENS, TOKEN_STARTS), signs.astype(np.uint8), tokens.tolist()),
+    ):
+        np.save(directory / name, matrix, allow_pickle=False)
+        starts = np.cumsum([0, *sizes], dtype=np.int64)
+        np.save(directory / starts_name, starts, allow_pickle=False)
 
 
 def link_or_copy(source: Path, target: Path) -> None:

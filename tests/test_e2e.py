@@ -103,42 +103,57 @@ def test_passages_are_int8_by_default_and_fp32_on_request(
     assert np.allclose(load_index(fp32.index).vectors(), index.vectors(), atol=1e-6)
 
 
-def test_sentence_vectors_come_from_the_passage_pass_and_are_kept(
+def test_sentence_states_come_from_the_passage_pass_and_are_kept(
     answers: Answers, shipped: tuple[Settings, Path]
 ) -> None:
     settings, _ = shipped
     index = load_index(settings.index)
-    assert index.manifest.sentence_vectors
+    assert index.manifest.sentence_vectors and index.manifest.sentence_tokens
     for row in range(len(index.chunks)):
-        vectors = index.sentence_vectors(row)
-        assert vectors is not None and len(vectors) == len(index.passage_sentences(row))
-        assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
+        states = index.sentence_states(row)
+        assert states is not None and len(states.vectors) == len(index.passage_sentences(row))
+        assert np.allclose(np.linalg.norm(states.vectors, axis=1), 1, atol=1e-3)
+        assert states.signs.shape == (states.counts.sum(), index.manifest.dim // 8)
+        assert (states.counts > 0).all()  # the shipped passages are never truncated
     # Each sentence has its own vector, none the passage's own (the fallback for a sentence
     # the encoder never saw).
     top = max(range(len(index.chunks)), key=lambda r: len(index.passage_sentences(r)))
-    vectors = index.sentence_vectors(top)
-    assert vectors is not None and len(vectors) >= 3
-    assert len({v.tobytes() for v in vectors}) == len(vectors)
-    assert float((vectors @ index.vectors()[top]).max()) < 0.99
-    # An update reuses them: nothing is embedded, the vectors are the same.
+    states = index.sentence_states(top)
+    assert states is not None and len(states.vectors) >= 3
+    assert len({v.tobytes() for v in states.vectors}) == len(states.vectors)
+    assert float((states.vectors @ index.vectors()[top]).max()) < 0.99
+    # A question's tokens match best the sentence that says what it asks, token by token.
+    chunk = index.chunks[top]
+    for n, ((start, end), _) in enumerate(index.passage_sentences(top)):
+        text = chunk.text[start - chunk.start : end - chunk.start]
+        _, [tokens] = OnnxEmbedder(index.path).embed_with_tokens([text])
+        match = states.token_match(tokens)
+        assert int(np.argmax(match)) == n and match[n] > 0.5
+    # An update reuses them: nothing is embedded, the states are the same.
     assert build_index(settings).embedded == 0
-    assert np.array_equal(load_index(settings.index).sentence_vectors(top), vectors)
-    # Sentence vectors that do not match the passages are reported, with the fix.
-    damaged = settings.index.with_name("damaged")
-    shutil.copytree(settings.index, damaged)
-    np.save(damaged / "sentence_starts.npy", np.load(damaged / "sentence_starts.npy")[:-1])
-    with pytest.raises(IndexCorruptError, match="sentence vectors do not match.*--rebuild"):
-        load_index(damaged)
-    # An index from before sentence vectors gets them at its next build, and is told why.
+    again = load_index(settings.index).sentence_states(top)
+    assert again is not None
+    for part in ("vectors", "signs", "counts"):
+        assert np.array_equal(getattr(again, part), getattr(states, part))
+    # Sentence states that do not match the passages are reported, with the fix.
+    for name in ("sentence_starts.npy", "token_starts.npy"):
+        damaged = settings.index.with_name(f"damaged-{name}")
+        shutil.copytree(settings.index, damaged)
+        np.save(damaged / name, np.load(damaged / name)[:-1])
+        with pytest.raises(IndexCorruptError, match="sentence states do not match.*--rebuild"):
+            load_index(damaged)
+    # An index from before token states gets them at its next build, and is told why.
     older = settings.index.with_name("older")
     shutil.copytree(settings.index, older)
     manifest = json.loads((older / "manifest.json").read_text())
-    (older / "manifest.json").write_text(json.dumps({**manifest, "sentence_vectors": False}))
-    (older / "sentences.npy").unlink()
-    assert load_index(older).sentence_vectors(top) is None
+    del manifest["sentence_tokens"]
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    (older / "tokens.npy").unlink()
+    assert load_index(older).sentence_states(top) is None
     report = build_index(replace(settings, index=older))
-    assert report.embedded == 10 and "no sentence vectors" in (report.rebuilt or "")
-    assert np.allclose(load_index(older).sentence_vectors(top), vectors, atol=1e-3)
+    assert report.embedded == 10 and "no sentence token states" in (report.rebuilt or "")
+    rebuilt = load_index(older).sentence_states(top)
+    assert rebuilt is not None and np.allclose(rebuilt.vectors, states.vectors, atol=1e-3)
 
 
 def test_off_topic_questions_are_not_answered(

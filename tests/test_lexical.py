@@ -47,3 +47,19 @@ def test_an_update_reuses_terms_and_equals_a_fresh_build() -> None:
     fresh = build_lexical(changed, default_analyzer())
     for query in ("penguins", "lava moon", "brand new", "ice"):
         assert np.allclose(updated.scores(query), fresh.scores(query))
+
+
+def test_localised_weights_drop_terms_every_candidate_shares() -> None:
+    index = build_lexical(["normans conquered england", "normans ruled sicily", "a third text"])
+    matcher = index.matcher("when did the normans conquer england")
+    candidates = [{"norman", "conquer", "england"}, {"norman", "rule", "sicili"}]
+    local = matcher.localised(candidates)
+    # n = 2 candidates: "norman" is in both (df 2), "conquer" and "england" in one (df 1).
+    assert local.weights["norman"] == pytest.approx(
+        matcher.weights["norman"] * math.log(1 + 0.5 / 2.5)
+    )
+    rare = math.log(1 + 1.5 / 1.5)
+    assert local.weights["england"] == pytest.approx(matcher.weights["england"] * rare)
+    # The shared topic word barely counts: the sentence with the distinguishing words wins.
+    first, second = (local.coverage(sorted(c))[0] for c in candidates)
+    assert first > 0.8 > 0.2 > second
