@@ -15,7 +15,7 @@ import re
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,9 @@ def default_analyzer() -> Analyzer:
     return Analyzer(STOPWORDS)
 
 
+Found = tuple[set[str], set[tuple[str, str]]]  # question terms and term pairs a sentence holds
+
+
 @dataclass(frozen=True)
 class Matcher:
     """How much of a question a sentence holds: IDF-weighted coverage of its terms and of its
@@ -85,11 +88,27 @@ class Matcher:
 
     def coverage(self, terms: list[str]) -> tuple[float, float]:
         """Coverage by a sentence, given as its terms (Analyzer.terms)."""
+        return self.score(self.found(terms))
+
+    def found(self, terms: list[str]) -> Found:
+        """The question's terms and term pairs that a sentence (its terms) holds."""
+        return self.weights.keys() & set(terms), self.bigrams & set(
+            zip(terms, terms[1:], strict=False)
+        )
+
+    def score(self, found: Found) -> tuple[float, float]:
+        """(term coverage, phrase coverage) of what found() found, under these weights."""
+        terms, pairs = found
         w = self.weights
-        unigram = sum(w[t] for t in set(terms) if t in w) / (sum(w.values()) or 1.0)
-        pairs = self.bigrams & set(zip(terms, terms[1:], strict=False))
-        total = sum(w[a] + w[b] for a, b in self.bigrams) or 1.0
-        return unigram, sum(w[a] + w[b] for a, b in pairs) / total
+        return (  # fsum: exact in any order, and a set's order changes from run to run
+            math.fsum(w[t] for t in terms) / self._totals[0],
+            math.fsum(w[a] + w[b] for a, b in pairs) / self._totals[1],
+        )
+
+    @cached_property
+    def _totals(self) -> tuple[float, float]:
+        w = self.weights
+        return sum(w.values()) or 1.0, sum(w[a] + w[b] for a, b in self.bigrams) or 1.0
 
     def localised(self, candidates: list[set[str]]) -> Matcher:
         """The same question with each term's weight scaled by how rare it is among the

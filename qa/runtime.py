@@ -22,7 +22,6 @@ import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -277,19 +276,27 @@ class SentenceStates:
     signs: np.ndarray  # (tokens, dim / 8) uint8: np.packbits(state > 0), sentence by sentence
     counts: np.ndarray  # (sentences,) tokens in each sentence
 
-    def token_match(self, question_tokens: np.ndarray) -> np.ndarray:
-        """Per sentence: over the question's tokens, the mean of each one's best cosine with
-        a token of the sentence (estimated from the sign bits); 0 for a sentence with none."""
-        if not len(question_tokens):
-            return np.zeros(len(self.counts), dtype=np.float32)
-        dim = self.vectors.shape[1]
-        signs = np.unpackbits(self.signs, axis=1, count=dim).astype(np.float32) * 2 - 1
-        similar = question_tokens @ signs.T / math.sqrt(dim)
-        bounds = np.concatenate([[0], np.cumsum(self.counts)])
-        return np.array(
-            [similar[:, a:b].max(axis=1).mean() if b > a else 0.0 for a, b in pairwise(bounds)],
-            dtype=np.float32,
-        )
+
+def token_matches(
+    question_tokens: np.ndarray, passages: Sequence[SentenceStates]
+) -> list[np.ndarray]:
+    """Per passage, per sentence: over the question's tokens, the mean of each one's best
+    cosine with a token of the sentence (estimated from the sign bits); 0 for a sentence with
+    no tokens. All passages' tokens are unpacked and scored at once."""
+    counts = np.concatenate([p.counts for p in passages] or [np.empty(0, np.int64)])
+    if not len(question_tokens) or not counts.sum():
+        return [np.zeros(len(p.counts), dtype=np.float32) for p in passages]
+    dim = question_tokens.shape[1]
+    signs = np.concatenate([p.signs for p in passages])
+    bits = np.unpackbits(signs, axis=1, count=dim).astype(np.float32)
+    # q . (2 bits - 1) = 2 q . bits - sum(q): one pass less over the unpacked tokens
+    scale = math.sqrt(dim)
+    similar = (2 * (bits @ question_tokens.T).T - question_tokens.sum(axis=1)[:, None]) / scale
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    seen = counts > 0  # the others hold no tokens: their starts would end a sentence early
+    match = np.zeros(len(counts), dtype=np.float32)
+    match[seen] = np.maximum.reduceat(similar, starts[seen], axis=1).mean(axis=0)
+    return np.split(match, np.cumsum([len(p.counts) for p in passages])[:-1])
 
 
 EMPTY_STATES = SentenceStates(

@@ -17,7 +17,7 @@ from qa.corpus import Chunk
 from qa.errors import InputError
 from qa.indexer import Progress, current_index
 from qa.lexical import Matcher
-from qa.runtime import OnnxEmbedder
+from qa.runtime import OnnxEmbedder, SentenceStates, token_matches
 from qa.store import StoredIndex
 
 
@@ -153,29 +153,51 @@ def rerank(
     matcher = index.lexical.matcher(question)
     top = ranked[:RERANK_DEPTH]
     sentences = [index.passage_sentences(row) for row, _ in top]
-    local = matcher.localised([{t for _, terms in s for t in terms} for s in sentences])
-    head = []
-    for (row, score), passage in zip(top, sentences, strict=True):
-        states = index.sentence_states(row)
-        words = [(*matcher.coverage(terms), *local.coverage(terms)) for _, terms in passage]
-        if states is None or query_tokens is None:
-            bonus = _weighted(max(w[0] for w in words), max(w[1] for w in words))
-        else:
-            tokens = states.token_match(query_tokens)
-            bonus = SENTENCE_WEIGHT * max(
-                float(cosine)
-                + TOKEN_MATCH * float(match)
-                + SENTENCE_TERMS * terms
-                + SENTENCE_PHRASES * phrases
-                + LOCAL_TERMS * local_terms
-                + LOCAL_PHRASES * local_phrases
-                for cosine, match, (terms, phrases, local_terms, local_phrases) in zip(
-                    states.vectors @ query_vector, tokens, words, strict=True
-                )
+    states = [index.sentence_states(row) for row, _ in top]
+    known = [s for s in states if s is not None]
+    if query_tokens is None or len(known) < len(states):
+        head = []  # no sentence states: words only
+        for (row, score), passage in zip(top, sentences, strict=True):
+            cover = [matcher.coverage(terms) for _, terms in passage]
+            bonus = _weighted(max(c[0] for c in cover), max(c[1] for c in cover))
+            head.append((row, score + bonus))
+    else:
+        local = matcher.localised([{t for _, terms in s for t in terms} for s in sentences])
+        head = [
+            (row, score + _sentence_bonus(matcher, local, query_vector, passage, own, match))
+            for (row, score), passage, own, match in zip(
+                top, sentences, known, token_matches(query_tokens, known), strict=True
             )
-        head.append((row, score + bonus))
+        ]
     head.sort(key=lambda pair: -pair[1])
     return head + ranked[RERANK_DEPTH:]
+
+
+def _sentence_bonus(
+    matcher: Matcher,
+    local: Matcher,
+    query_vector: np.ndarray,
+    passage: list[tuple[tuple[int, int], list[str]]],
+    states: SentenceStates,
+    match: np.ndarray,
+) -> float:
+    """SENTENCE_WEIGHT * the best of the passage's sentences, in meaning, tokens and words."""
+    best = -math.inf
+    for (_, terms), cosine, tokens in zip(
+        passage, states.vectors @ query_vector, match, strict=True
+    ):
+        found = matcher.found(terms)
+        (words, phrases), (local_words, local_phrases) = matcher.score(found), local.score(found)
+        best = max(
+            best,
+            float(cosine)
+            + TOKEN_MATCH * float(tokens)
+            + SENTENCE_TERMS * words
+            + SENTENCE_PHRASES * phrases
+            + LOCAL_TERMS * local_words
+            + LOCAL_PHRASES * local_phrases,
+        )
+    return SENTENCE_WEIGHT * best
 
 
 def _weighted(terms: float, phrases: float) -> float:

@@ -106,7 +106,8 @@ class StoredIndex:
     chunks: list[Chunk]
     faiss_index: Any
     lexical: LexicalIndex
-    exact: np.ndarray | None = None  # memory-mapped exact vectors when faiss_index quantises
+    # exact vectors: memory-mapped when faiss_index quantises, else a copy of its own
+    exact: np.ndarray | None = None
     # memory-mapped sentence vectors, and row r's first at sentence_starts[r]; memory-mapped
     # token sign bits, and sentence s's first at token_starts[s] (manifest.sentence_tokens)
     sentence_matrix: np.ndarray | None = None
@@ -209,8 +210,16 @@ def load_index(index_dir: Path) -> StoredIndex:
         vectors = faiss.read_index(str(index_dir / VECTORS))
         if manifest.nprobe:
             faiss.extract_index_ivf(vectors).nprobe = manifest.nprobe
-        exact = None
-        if manifest.vector_index != "Flat":
+        if manifest.vector_index == "Flat":
+            # A copy of the flat index's vectors (at most FLAT_LIMIT rows, 38 MB; a view would
+            # outlive the index it points into): 15 rows by numpy indexing, not 15
+            # reconstruct() calls, a question
+            shape = (vectors.ntotal, vectors.d)
+            exact = np.empty(shape, np.float32)
+            if vectors.ntotal:
+                xb = vectors.get_xb()  # type: ignore[attr-defined]  # an IndexFlat here
+                exact[:] = faiss.rev_swig_ptr(xb, shape[0] * shape[1]).reshape(shape)
+        else:
             name = EXACT
             exact = np.load(index_dir / EXACT, mmap_mode="r", allow_pickle=False)
         sentences = starts = signs = token_starts = None

@@ -16,7 +16,7 @@ from qa.config import Settings
 from qa.embed import index_embedder, load_embedder
 from qa.errors import IndexCorruptError
 from qa.indexer import build_index
-from qa.runtime import PASSAGE_ENCODER, OnnxEmbedder, has_encoder
+from qa.runtime import PASSAGE_ENCODER, OnnxEmbedder, has_encoder, token_matches
 from qa.search import Answers, ask
 from qa.store import load_index
 
@@ -127,7 +127,7 @@ def test_sentence_states_come_from_the_passage_pass_and_are_kept(
     for n, ((start, end), _) in enumerate(index.passage_sentences(top)):
         text = chunk.text[start - chunk.start : end - chunk.start]
         _, [tokens] = OnnxEmbedder(index.path).embed_with_tokens([text])
-        match = states.token_match(tokens)
+        [match] = token_matches(tokens, [states])
         assert int(np.argmax(match)) == n and match[n] > 0.5
     # An update reuses them: nothing is embedded, the states are the same.
     assert build_index(settings).embedded == 0
