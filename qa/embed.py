@@ -118,6 +118,33 @@ class SentenceTransformerEmbedder:
                 progress(min(begin + step, len(order)), len(order))
         return out
 
+    def embed_with_tokens(
+        self, texts: Sequence[str], progress: Progress | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """As qa.runtime.OnnxEmbedder.embed_with_tokens: the texts' (questions') vectors and
+        their word tokens' states, so a question asked without the ONNX encoder is re-ranked
+        as with it."""
+        from qa.runtime import word_states
+
+        model = self._load()
+        special = set(model.tokenizer.all_special_ids)
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        tokens = []
+        outputs = model.encode(
+            list(texts), batch_size=self._batch_size, output_value=None, show_progress_bar=False
+        )
+        for row, out in enumerate(outputs):
+            kept = out["attention_mask"].bool()
+            ids = out["input_ids"][kept].tolist()
+            states = out["token_embeddings"][kept].float().numpy()
+            pieces = model.tokenizer.convert_ids_to_tokens(ids)
+            tokens.append(word_states(states, pieces, [i in special for i in ids]))
+            vector = out["sentence_embedding"].float().numpy()
+            vectors[row] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        if progress:
+            progress(len(texts), len(texts))
+        return vectors, tokens
+
     @property
     def location(self) -> Path | None:
         """The model's local folder, when it has one."""

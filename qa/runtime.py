@@ -217,8 +217,7 @@ class OnnxEmbedder:
         def keep(row: int, states: np.ndarray, encoding: Any, vector: np.ndarray) -> None:
             pieces = self._truncated(encoding.tokens)
             special = self._truncated(encoding.special_tokens_mask)
-            words = [not (s or _PUNCTUATION.match(p)) for p, s in zip(pieces, special, strict=True)]
-            tokens[row] = _normalised(states[np.array(words, dtype=bool)])
+            tokens[row] = word_states(states, pieces, [bool(s) for s in special])
 
         return self._encode(texts, keep, progress), tokens
 
@@ -264,6 +263,12 @@ class OnnxEmbedder:
 
 
 _PUNCTUATION = re.compile(r"^\W+$")
+
+
+def word_states(states: np.ndarray, pieces: Sequence[str], special: Sequence[bool]) -> np.ndarray:
+    """Unit-length states of a text's word tokens: special tokens and punctuation left out."""
+    words = [not (s or _PUNCTUATION.match(p)) for p, s in zip(pieces, special, strict=True)]
+    return _normalised(states[np.array(words, dtype=bool).reshape(-1)])
 
 
 @dataclass(frozen=True)

@@ -253,7 +253,7 @@ def embed_questions(
     embedder: embedding.Embedder, questions: Sequence[str], progress: Any = None
 ) -> tuple[np.ndarray, list[np.ndarray] | None]:
     """The questions' vectors, and their token states where the embedder gives them."""
-    if isinstance(embedder, OnnxEmbedder):
+    if isinstance(embedder, (OnnxEmbedder, embedding.SentenceTransformerEmbedder)):
         return embedder.embed_with_tokens(questions, progress=progress)
     return embedder.embed(questions, progress=progress), None
 

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,17 +132,30 @@ class StoredIndex:
 
     def sentence_states(self, row: int) -> SentenceStates | None:
         """A passage's SentenceStates (passage_sentences order), if the index has them."""
-        if self.sentence_matrix is None or self.sentence_starts is None:
+        states = self.sentence_states_of([row])
+        return None if states is None else states[0]
+
+    def sentence_states_of(self, rows: Sequence[int]) -> list[SentenceStates] | None:
+        """SentenceStates of the rows, if the index has them; many rows are read in one go
+        (an update reuses every passage's)."""
+        vectors, starts = self.sentence_matrix, self.sentence_starts
+        signs, token_starts = self.token_signs, self.token_starts
+        if vectors is None or starts is None or signs is None or token_starts is None:
             return None
-        if self.token_signs is None or self.token_starts is None:
-            return None
-        begin, end = (int(x) for x in self.sentence_starts[row : row + 2])
-        first, last = int(self.token_starts[begin]), int(self.token_starts[end])
-        return SentenceStates(
-            np.asarray(self.sentence_matrix[begin:end], dtype=np.float32),
-            np.asarray(self.token_signs[first:last]),
-            np.diff(self.token_starts[begin : end + 1]),
-        )
+        if len(rows) > 1:  # whole arrays into memory: one read instead of one per row
+            vectors, signs = np.asarray(vectors, dtype=np.float32), np.asarray(signs)
+        out = []
+        for row in rows:
+            begin, end = int(starts[row]), int(starts[row + 1])
+            first, last = int(token_starts[begin]), int(token_starts[end])
+            out.append(
+                SentenceStates(
+                    np.asarray(vectors[begin:end], dtype=np.float32),
+                    np.asarray(signs[first:last]),
+                    np.diff(token_starts[begin : end + 1]),
+                )
+            )
+        return out
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """(row, score) pairs per query, best first; faiss's -1 padding removed."""

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
-from qa.embed import index_embedder, load_embedder
+from qa.embed import SentenceTransformerEmbedder, index_embedder, load_embedder
 from qa.errors import IndexCorruptError
 from qa.indexer import build_index
 from qa.runtime import PASSAGE_ENCODER, OnnxEmbedder, has_encoder, token_matches
@@ -72,8 +72,16 @@ def test_the_onnx_encoder_reproduces_sentence_transformers(
     texts = [q for q, _ in QUESTIONS] + [c.embed_text() for c in load_index(settings.index).chunks]
     onnx = index_embedder(settings.index, answers.model)
     assert isinstance(onnx, OnnxEmbedder)
-    exact = load_embedder(answers.model).embed(texts)
+    full = load_embedder(answers.model)
+    exact = full.embed(texts)
     assert float((onnx.embed(texts) * exact).sum(axis=1).min()) >= 0.9999
+    # The questions' token states (for the re-rank) agree too, token for token.
+    questions = [q for q, _ in QUESTIONS]
+    assert isinstance(full, SentenceTransformerEmbedder)
+    for ours, theirs in zip(
+        onnx.embed_with_tokens(questions)[1], full.embed_with_tokens(questions)[1], strict=True
+    ):
+        assert ours.shape == theirs.shape and float((ours * theirs).sum(axis=1).min()) >= 0.9999
     index = load_index(settings.index)
     assert index.search(onnx.embed(texts[:15]), 10) == index.search(exact[:15], 10) or all(
         [r for r, _ in a] == [r for r, _ in b]
