@@ -468,7 +468,7 @@ def _vectors(
         rows = [row for row, c in enumerate(old.chunks) if c.sha256 in wanted]
         if rows:
             old_vectors = old.vectors()
-            states = old.sentence_states_of(rows) if spans else None
+            states = old.all_sentence_states(rows) if spans else None
             for n, row in enumerate(rows):
                 own = None if states is None else states[n]
                 known[old.chunks[row].sha256] = (old_vectors[row], own)

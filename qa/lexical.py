@@ -74,6 +74,11 @@ def default_analyzer() -> Analyzer:
     return Analyzer(STOPWORDS)
 
 
+def idf(n: int, df: Any) -> Any:
+    """BM25's (Lucene's) idf of a term in df of n texts; df may be a numpy array."""
+    return np.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
 Found = tuple[set[str], set[tuple[str, str]]]  # question terms and term pairs a sentence holds
 
 
@@ -115,12 +120,10 @@ class Matcher:
         candidates' terms (BM25's idf over them): a term every candidate holds, such as the
         topic of the article they share, no longer tells them apart."""
         n = len(candidates)
-
-        def rarity(term: str) -> float:
-            df = sum(term in terms for terms in candidates)
-            return math.log(1 + (n - df + 0.5) / (df + 0.5))
-
-        weights = {t: w * rarity(t) for t, w in self.weights.items()}
+        weights = {
+            t: w * float(idf(n, sum(t in terms for terms in candidates)))
+            for t, w in self.weights.items()
+        }
         return Matcher(self.analyzer, weights, self.bigrams)
 
 
@@ -156,7 +159,7 @@ class LexicalIndex:
     def idf(self, term: str) -> float:
         column = self.vocab.get(term)
         df = 0 if column is None else int(self.indptr[column + 1] - self.indptr[column])
-        return math.log(1 + (self.size - df + 0.5) / (df + 0.5))
+        return float(idf(self.size, df))
 
     def save(self, directory: Path) -> None:
         for name in ARRAYS:
@@ -229,8 +232,8 @@ def bm25_matrix(
     pairs, tf = np.unique(term_ids.astype(np.int64) * max(n, 1) + docs, return_counts=True)
     terms, rows = pairs // max(n, 1), pairs % max(n, 1)  # sorted by term, then row: CSC order
     per_term = np.bincount(terms, minlength=vocabulary)
-    idf = np.log(1 + (n - per_term + 0.5) / (per_term + 0.5))
+    weight = idf(n, per_term)
     norm = K1 * (1 - B + B * lengths / max(float(lengths.mean()) if n else 1.0, 1e-9))
-    data = idf[terms] * tf / (tf + norm[rows])
+    data = weight[terms] * tf / (tf + norm[rows])
     indptr = np.concatenate([[0], np.cumsum(per_term)])
     return data.astype(np.float32), rows.astype(np.int32), indptr.astype(np.int64)

@@ -198,7 +198,13 @@ class OnnxEmbedder:
     ) -> tuple[np.ndarray, list[SentenceStates]]:
         """Vectors of texts and the SentenceStates of each text's [start, end) character spans
         (its sentences), from the same encoder pass, so they cost nothing more."""
-        parts: list[SentenceStates] = [EMPTY_STATES] * len(texts)
+        dim = self.spec.dim
+        none = SentenceStates(
+            np.empty((0, dim), np.float32),
+            np.empty((0, (dim + 7) // 8), np.uint8),
+            np.empty(0, int),
+        )
+        parts = [none] * len(texts)  # each replaced as its text is encoded
 
         def keep(row: int, states: np.ndarray, encoding: Any, vector: np.ndarray) -> None:
             starts = np.array([start for start, _ in self._truncated(encoding.offsets)])
@@ -286,8 +292,10 @@ def token_matches(
     question_tokens: np.ndarray, passages: Sequence[SentenceStates]
 ) -> list[np.ndarray]:
     """Per passage, per sentence: over the question's tokens, the mean of each one's best
-    cosine with a token of the sentence (estimated from the sign bits); 0 for a sentence with
-    no tokens. All passages' tokens are unpacked and scored at once."""
+    match with a token of the sentence; 0 for a sentence with no tokens. A match is q . sign(p)
+    / sqrt(dim) for unit question token q and stored signs of p: it rises with their cosine
+    (SQuAD tokens: 0.78 on average for a state and its own signs, 0.07 for random pairs, whose
+    cosine is 0.08). All passages are scored at once."""
     counts = np.concatenate([p.counts for p in passages] or [np.empty(0, np.int64)])
     if not len(question_tokens) or not counts.sum():
         return [np.zeros(len(p.counts), dtype=np.float32) for p in passages]
@@ -302,11 +310,6 @@ def token_matches(
     match = np.zeros(len(counts), dtype=np.float32)
     match[seen] = np.maximum.reduceat(similar, starts[seen], axis=1).mean(axis=0)
     return np.split(match, np.cumsum([len(p.counts) for p in passages])[:-1])
-
-
-EMPTY_STATES = SentenceStates(
-    np.empty((0, 0), np.float32), np.empty((0, 0), np.uint8), np.empty(0, np.int64)
-)
 
 
 def sentence_states(

@@ -58,7 +58,7 @@ POOL = 100  # candidates each side contributes before fusion
 RERANK_DEPTH = 15
 TERM_WEIGHT, PHRASE_WEIGHT = 0.1, 0.2  # without sentence vectors: coverage bonus
 # With sentence states (indexes whose encoder gives them), a candidate gains SENTENCE_WEIGHT *
-# max over its sentences of: cosine + TOKEN_MATCH * token match (SentenceStates.token_match) +
+# max over its sentences of: cosine + TOKEN_MATCH * token match (qa.runtime.token_matches) +
 # SENTENCE_TERMS * term coverage + SENTENCE_PHRASES * phrase coverage + LOCAL_TERMS * term
 # coverage + LOCAL_PHRASES * phrase coverage with weights localised to the candidates
 # (Matcher.localised). The same sentence must match in meaning, token by token and in words,
@@ -157,9 +157,9 @@ def rerank(
     known = [s for s in states if s is not None]
     if query_tokens is None or len(known) < len(states):
         head = []  # no sentence states: words only
-        for (row, score), passage in zip(top, sentences, strict=True):
-            cover = [matcher.coverage(terms) for _, terms in passage]
-            bonus = _weighted(max(c[0] for c in cover), max(c[1] for c in cover))
+        for row, score in top:
+            cover = _coverage(index, matcher, row)
+            bonus = _weighted(max(c[1] for c in cover), max(c[2] for c in cover))
             head.append((row, score + bonus))
     else:
         local = matcher.localised([{t for _, terms in s for t in terms} for s in sentences])
