@@ -124,7 +124,7 @@ class SentenceTransformerEmbedder:
         """As qa.runtime.OnnxEmbedder.embed_with_tokens: the texts' (questions') vectors and
         their word tokens' states, so a question asked without the ONNX encoder is re-ranked
         as with it."""
-        from qa.runtime import word_states
+        from qa.runtime import normalised, word_states
 
         model = self._load()
         special = set(model.tokenizer.all_special_ids)
@@ -139,8 +139,7 @@ class SentenceTransformerEmbedder:
             states = out["token_embeddings"][kept].float().numpy()
             pieces = model.tokenizer.convert_ids_to_tokens(ids)
             tokens.append(word_states(states, pieces, [i in special for i in ids]))
-            vector = out["sentence_embedding"].float().numpy()
-            vectors[row] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+            vectors[row] = normalised(out["sentence_embedding"].float().numpy()[None, :])[0]
         if progress:
             progress(len(texts), len(texts))
         return vectors, tokens

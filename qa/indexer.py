@@ -287,7 +287,6 @@ def _update(
         root,
         old,
         reason,
-        embedder.name,
         params,
         print_,
         precision,
@@ -384,7 +383,6 @@ def _finish(
     root: Path,
     old: StoredIndex | None,
     reason: str | None,
-    model: str,
     params: ChunkingParams,
     print_: str,
     precision: str,
@@ -411,7 +409,7 @@ def _finish(
         removed = sum(1 for c in old.chunks if c.sha256 not in kept)
     created = old.manifest.created if old else now()
     manifest = Manifest(
-        model=model,
+        model=embedder.name,
         dim=int(vectors.shape[1]),
         chunking=params,
         corpus=relative_corpus(root, settings.index),
@@ -461,14 +459,13 @@ def _vectors(
     (qa.runtime.OnnxEmbedder.embed_spans): reused by text hash where the old index has them,
     else embedded."""
     onnx = embedder if isinstance(embedder, OnnxEmbedder) else None  # gives sentence states
-    spans = onnx is not None
     known: dict[str, tuple[np.ndarray, SentenceStates | None]] = {}
-    if old is not None and (old.manifest.sentence_tokens or not spans):
+    if old is not None and (old.manifest.sentence_tokens or onnx is None):
         wanted = {c.sha256 for c in chunks}
         rows = [row for row, c in enumerate(old.chunks) if c.sha256 in wanted]
         if rows:
             old_vectors = old.vectors()
-            states = old.all_sentence_states(rows) if spans else None
+            states = None if onnx is None else old.all_sentence_states(rows)
             for n, row in enumerate(rows):
                 own = None if states is None else states[n]
                 known[old.chunks[row].sha256] = (old_vectors[row], own)

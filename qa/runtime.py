@@ -259,7 +259,7 @@ class OnnxEmbedder:
                 },
             )[0]
             weights = mask[:, :, None].astype(np.float32)
-            out[rows] = _normalised((hidden * weights).sum(axis=1) / weights.sum(axis=1))
+            out[rows] = normalised((hidden * weights).sum(axis=1) / weights.sum(axis=1))
             if each is not None:
                 for r, row in enumerate(rows):
                     each(row, hidden[r, : lengths[row]], encodings[row], out[row])
@@ -274,7 +274,7 @@ _PUNCTUATION = re.compile(r"^\W+$")
 def word_states(states: np.ndarray, pieces: Sequence[str], special: Sequence[bool]) -> np.ndarray:
     """Unit-length states of a text's word tokens: special tokens and punctuation left out."""
     words = [not (s or _PUNCTUATION.match(p)) for p, s in zip(pieces, special, strict=True)]
-    return _normalised(states[np.array(words, dtype=bool).reshape(-1)])
+    return normalised(states[np.array(words, dtype=bool).reshape(-1)])
 
 
 @dataclass(frozen=True)
@@ -328,12 +328,13 @@ def sentence_states(
         means[n] = states[mask].mean(axis=0) if mask.any() else fallback
     tokens = np.concatenate([states[mask] for mask in inside]) if inside else states[:0]
     return SentenceStates(
-        _normalised(means),
+        normalised(means),
         np.packbits(tokens > 0, axis=1),
         np.array([int(mask.sum()) for mask in inside], dtype=np.int64),
     )
 
 
-def _normalised(vectors: np.ndarray) -> np.ndarray:
+def normalised(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (an all-zero row stays zero)."""
     norms = np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
     return np.asarray(vectors / norms, dtype=np.float32)

@@ -74,8 +74,10 @@ class Manifest:
     vector_index: str = "Flat"  # faiss index_factory string (choose_index)
     nprobe: int = 0  # IVF lists searched per question
     precision: str = "fp32"  # passage vectors: "int8" encoder, or "fp32" (as the model gives)
-    sentence_vectors: bool = False  # SENTENCES kept (encoders that give token states)
-    sentence_tokens: bool = False  # TOKENS too (written with SENTENCES)
+    # SENTENCES and TOKENS kept (encoders that give token states). Always equal; this qa reads
+    # only sentence_tokens, sentence_vectors is still written for the qa before it
+    sentence_vectors: bool = False
+    sentence_tokens: bool = False
     format_version: int = FORMAT_VERSION
     qa_version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
