@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,8 +25,9 @@ from qa.config import Settings
 from qa.errors import InputError, QAError
 from qa.evaluate import eval_index, evaluate_beir, evaluate_spans
 from qa.indexer import IndexReport, build_index, index_status
-from qa.search import Answer, Answers, Hit
+from qa.search import MODES, Answer, Answers, Hit, check_question
 from qa.search import ask as ask_questions
+from qa.sources import parse_size
 
 app = typer.Typer(
     help="Ask questions about a folder of articles; get passages with exact citations.",
@@ -53,11 +56,37 @@ ModeOpt = Annotated[
 ]
 
 
+# Characters a terminal acts on: C0 controls but tab and newline, DEL, C1 controls, and the
+# bidirectional overrides that can make text read other than it is. Text from files (titles,
+# passages, file names) is printed with each replaced by one visible character, so an article
+# can never move the cursor, set the window title or clear the screen (offsets still hold).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: str) -> str:
+    """text fit for a terminal: control characters shown as symbols, one for one."""
+    return _CONTROL.sub(_symbol, text)
+
+
+def _symbol(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Control Pictures block: ␛ for ESC
+    return "\u2421" if code == 0x7F else "\ufffd"
+
+
+def dumps(body: object) -> str:
+    """One line of JSON; C1 controls escaped too (json leaves them raw), so that JSON shown
+    in a terminal is as safe as text."""
+    text = json.dumps(body, ensure_ascii=False)
+    return re.sub("[\x7f-\x9f\u2028\u2029]", lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 class WarningsToStderr(logging.Handler):
     """qa's own warnings (a skipped file, a bad JSONL line), one line each on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(f"warning: {record.getMessage()}\n")
+        sys.stderr.write(f"warning: {safe(record.getMessage())}\n")
 
 
 @contextmanager
@@ -70,7 +99,7 @@ def errors_to_exit() -> Iterator[None]:
     try:
         yield
     except QAError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        err.print(f"[red]error:[/red] {escape(safe(str(exc)))}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("interrupted: the index on disk is unchanged.")
@@ -104,7 +133,7 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None] | None]:
 
 
 def note(message: str) -> None:
-    err.print(escape(message))
+    err.print(escape(safe(message)))
 
 
 @app.command()
@@ -128,16 +157,57 @@ def index(
             "always fp32.",
         ),
     ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            metavar="GLOB",
+            help="Leave out files matching this gitignore-style pattern (repeatable), besides "
+            "those the corpus's .qaignore names; kept for later updates.",
+        ),
+    ] = None,
+    follow_symlinks: Annotated[
+        bool | None,
+        typer.Option(
+            "--follow-symlinks/--no-follow-symlinks",
+            help="Also read links that lead outside the corpus folder (by default they are "
+            "skipped with a warning; links inside it are always followed).",
+        ),
+    ] = None,
+    max_file_size: Annotated[
+        str | None,
+        typer.Option(
+            "--max-file-size",
+            metavar="SIZE",
+            help="Skip larger files with a warning, e.g. 64M (the default), 2G, 0 for no limit.",
+        ),
+    ] = None,
+    no_wait: Annotated[
+        bool,
+        typer.Option("--no-wait", help="Fail at once if another qa index is updating the index."),
+    ] = False,
 ) -> None:
     """Build or update the index; unchanged passages are never embedded again.
 
     Example: qa index corpus/
     """
     with errors_to_exit(), progress_bar() as progress:
+        try:
+            limit = None if max_file_size is None else parse_size(max_file_size)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--max-file-size") from None
         settings = Settings.resolve(
-            corpus=corpus, index=index_dir, model=model, precision=precision
+            corpus=corpus,
+            index=index_dir,
+            model=model,
+            precision=precision,
+            exclude=tuple(exclude) if exclude else None,
+            follow_symlinks=follow_symlinks,
+            max_file_size=limit,
         )
-        report = build_index(settings, rebuild=rebuild, progress=progress)
+        report = build_index(
+            settings, rebuild=rebuild, progress=progress, notify=note, wait=not no_wait
+        )
     render_report(report, settings)
 
 
@@ -145,9 +215,11 @@ def render_report(report: IndexReport, settings: Settings) -> None:
     if report.rebuilt:
         note(f"Full rebuild: {report.rebuilt}.")
     out.print(
-        f"Indexed {report.documents} documents from {report.files} files into "
-        f"{report.chunks} passages in {settings.index} ({report.seconds:.1f} s): "
-        f"embedded {report.embedded}, reused {report.reused}, removed {report.removed}."
+        Text(
+            f"Indexed {report.documents} documents from {report.files} files into "
+            f"{report.chunks} passages in {safe(str(settings.index))} ({report.seconds:.1f} s): "
+            f"embedded {report.embedded}, reused {report.reused}, removed {report.removed}."
+        )
     )
     if report.skipped:
         note(f"Skipped {len(report.skipped)} unreadable file(s); see the warnings above.")
@@ -183,54 +255,102 @@ def ask(
     """
     if (question is None) == (questions is None):
         raise typer.BadParameter("give a QUESTION or --questions FILE (one of the two).")
+    if mode not in MODES:
+        raise typer.BadParameter(f"use one of {', '.join(MODES)}.", param_hint="--mode")
     with errors_to_exit(), progress_bar() as progress:
         settings = Settings.resolve(corpus=corpus, index=index_dir, model=model)
-        texts, ids = read_questions(questions) if questions else ([question or ""], None)
-        result = ask_questions(
-            settings,
-            texts,
-            k=k,
-            mode=mode,
-            ids=ids,
-            update=not no_update,
-            notify=note,
-            progress=progress,
-        )
-    if questions:
-        for answer in result.answers:
-            sys.stdout.write(json.dumps(answer_json(answer), ensure_ascii=False) + "\n")
-    elif as_json:
-        sys.stdout.write(json.dumps(answer_json(result.answers[0]), ensure_ascii=False) + "\n")
-    else:
+        if questions is None:
+            batch = [Asked(1, None, check_question(question or ""))]
+        else:
+            batch = read_questions(questions)
+        good = [q for q in batch if q.error is None]
+        result = None
+        if good:
+            result = ask_questions(
+                settings,
+                [q.text for q in good],
+                k=k,
+                mode=mode,
+                ids=[q.id for q in good],
+                update=not no_update,
+                notify=note,
+                progress=progress,
+            )
+    if questions is not None:
+        answers = iter(result.answers if result else [])
+        for asked in batch:
+            if asked.error is None:
+                sys.stdout.write(dumps(answer_json(next(answers))) + "\n")
+            else:
+                sys.stdout.write(dumps(asked.error_json()) + "\n")
+                note(f"error: {questions}:{asked.line}: {asked.error[1]}")
+        if len(good) < len(batch):
+            raise typer.Exit(1)
+    elif result is not None and as_json:
+        sys.stdout.write(dumps(answer_json(result.answers[0])) + "\n")
+    elif result is not None:
         render_answer(result, result.answers[0])
 
 
-def read_questions(path: Path) -> tuple[list[str], list[str | None]]:
+@dataclass(frozen=True)
+class Asked:
+    """One question of a batch, or why its line cannot be asked."""
+
+    line: int
+    id: str | None
+    text: str
+    error: tuple[str, str] | None = None  # (code, message)
+
+    def error_json(self) -> dict[str, Any]:
+        assert self.error is not None
+        body: dict[str, Any] = {} if self.id is None else {"id": self.id}
+        return {
+            **body,
+            "line": self.line,
+            "error": {"code": self.error[0], "message": self.error[1]},
+        }
+
+
+def read_questions(path: Path) -> list[Asked]:
+    """A questions file's questions in order; a line that cannot be asked is kept, with why,
+    so that the others are still answered."""
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"Cannot read questions file {path}: {exc}") from None
-    texts: list[str] = []
-    ids: list[str | None] = []
+    batch: list[Asked] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        if line.lstrip().startswith("{"):
-            try:
-                record = json.loads(line)
-                text = record["question"]
-            except (ValueError, KeyError, TypeError):
-                raise InputError(
-                    f'{path}:{number}: expected a JSON object with a "question" field.'
-                ) from None
-            texts.append(str(text))
-            ids.append(None if record.get("id") is None else str(record["id"]))
-        else:
-            texts.append(line.strip())
-            ids.append(None)
-    if not texts:
+        if not line.lstrip().startswith("{"):
+            batch.append(_asked(number, None, line))
+            continue
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            record = None
+        if not isinstance(record, dict):
+            message = 'not a JSON object with a "question" field'
+            batch.append(Asked(number, None, "", ("bad_line", message)))
+            continue
+        given = record.get("id")
+        id_ = None if given is None or isinstance(given, (dict, list)) else str(given)
+        text = record.get("question")
+        if not isinstance(text, str):
+            message = '"question" must be a string' + (" (it is null)" if text is None else "")
+            batch.append(Asked(number, id_, "", ("bad_question", message)))
+            continue
+        batch.append(_asked(number, id_, text))
+    if not batch:
         raise InputError(f"Questions file {path} has no questions.")
-    return texts, ids
+    return batch
+
+
+def _asked(line: int, id_: str | None, text: str) -> Asked:
+    try:
+        return Asked(line, id_, check_question(text))
+    except InputError as exc:
+        return Asked(line, id_, "", ("bad_question", str(exc)))
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
@@ -292,34 +412,48 @@ def render_answer(result: Answers, answer: Answer) -> None:
     for hit in answer.hits:
         c = hit.chunk
         heading = Text.assemble((f"{hit.rank}. ", "bold"), (f"{hit.score:.3f}  ", "cyan"))
+        cited = safe(citation(result.corpus, hit))
         if c.title:
-            out.print(heading + Text(c.title, style="bold"))
-            out.print(
-                Padding(Text(citation(result.corpus, hit), style="dim"), (0, 0, 0, 3), expand=False)
-            )
+            out.print(heading + Text(safe(c.title), style="bold"))
+            out.print(Padding(Text(cited, style="dim"), (0, 0, 0, 3), expand=False))
         else:
-            out.print(heading + Text(citation(result.corpus, hit), style="bold"))
-        text = Text(c.text)
+            out.print(heading + Text(cited, style="bold"))
+        text = Text(safe(c.text))
         text.stylize("bold yellow", hit.highlight[0] - c.start, hit.highlight[1] - c.start)
         out.print(Padding(text, (0, 0, 1, 3), expand=False))
 
 
 @app.command()
-def status(index_dir: IndexOpt = None, as_json: JsonOpt = False) -> None:
-    """Show what is indexed, with which model, and whether the corpus changed since.
+def status(
+    index_dir: IndexOpt = None,
+    as_json: JsonOpt = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify", help="Also check every index file against its checksum (reads them all)."
+        ),
+    ] = False,
+) -> None:
+    """Show what is indexed, with which model, whether the corpus changed since, and any damage.
 
-    Example: qa status
+    Example: qa status --verify
     """
     with errors_to_exit():
         settings = Settings.resolve(index=index_dir)
-        state = index_status(settings)
+        state = index_status(settings, verify=verify)
     if as_json:
-        sys.stdout.write(json.dumps(state.as_json(), ensure_ascii=False) + "\n")
-        return
+        sys.stdout.write(dumps(state.as_json()) + "\n")
+    else:
+        render_status(settings, state, verify)
+    if state.damage:
+        raise typer.Exit(1)
+
+
+def render_status(settings: Settings, state: Any, verify: bool) -> None:
     m = state.manifest
     table = Table(show_header=False, box=None)
-    table.add_row("index", str(settings.index))
-    table.add_row("corpus", str(state.corpus))
+    table.add_row("index", Text(safe(str(settings.index))))
+    table.add_row("corpus", Text(safe(str(state.corpus))))
     table.add_row("model", f"{m.model} ({m.dim} dimensions)")
     table.add_row(
         "vectors",
@@ -333,8 +467,22 @@ def status(index_dir: IndexOpt = None, as_json: JsonOpt = False) -> None:
     table.add_row("built", f"{m.created} (updated {m.updated}, qa {m.qa_version})")
     table.add_row(
         "state",
-        "stale: " + state.changes.summary() if state.changes else state.problem or "current",
+        Text(
+            safe(
+                "stale: " + state.changes.summary() if state.changes else state.problem or "current"
+            )
+        ),
     )
+    if state.damage:
+        table.add_row("damage", Text(safe("; ".join(state.damage)), style="bold red"))
+        table.add_row("repair", Text(safe(f"qa index --index {settings.index}")))
+    elif not m.contents:
+        table.add_row("integrity", "no checksums (built by qa 0.1): `qa index` adds them")
+    else:
+        checked = (
+            "every file's checksum verified" if verify else "sizes checked (--verify: contents)"
+        )
+        table.add_row("integrity", checked)
     out.print(table)
 
 
@@ -386,7 +534,7 @@ def eval_(
             "seconds": round(report.seconds, 3),
             **report.metrics,
         }
-        sys.stdout.write(json.dumps(body) + "\n")
+        sys.stdout.write(dumps(body) + "\n")
         return
     table = Table(
         title=f"{report.dataset}: {report.questions} questions, {report.mode} mode "

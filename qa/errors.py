@@ -23,3 +23,11 @@ class ModelError(QAError):
 
 class InputError(QAError):
     """A question or questions file that cannot be used."""
+
+
+class IndexWriteError(QAError):
+    """The index cannot be written where it was asked for (not qa's, or not writable)."""
+
+
+class IndexBusyError(QAError):
+    """Another writer holds the index's lock."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -15,17 +14,18 @@ from pathlib import Path
 import numpy as np
 
 from qa import embed as embedding
-from qa.config import DEFAULT_MODEL, DEFAULT_PRECISION, Settings
-from qa.corpus import (
-    Chunk,
-    ChunkingParams,
-    SkippedSource,
-    chunk_documents,
-    list_sources,
-    read_documents,
-    source_name,
+from qa import layout
+from qa.config import DEFAULT_MODEL, DEFAULT_PRECISION, Reading, Settings
+from qa.corpus import Chunk, ChunkingParams, SkippedSource, chunk_documents, read_documents
+from qa.errors import (
+    CorpusError,
+    IndexCorruptError,
+    IndexMissingError,
+    IndexWriteError,
+    InputError,
+    ModelError,
 )
-from qa.errors import CorpusError, IndexCorruptError, IndexMissingError, InputError, ModelError
+from qa.integrity import content_problems, shallow_problems
 from qa.lexical import build_lexical
 from qa.runtime import (
     ENCODER_FILES,
@@ -39,6 +39,7 @@ from qa.runtime import (
     has_encoder,
     quantize_passage_encoder,
 )
+from qa.sources import Source, list_sources, read_source
 from qa.store import (
     FileEntry,
     Manifest,
@@ -50,7 +51,7 @@ from qa.store import (
     now,
     read_manifest,
     relative_corpus,
-    write_index,
+    write_generation,
 )
 
 log = logging.getLogger(__name__)
@@ -106,40 +107,46 @@ class Changes:
 
 
 def resolve_corpus(settings: Settings, manifest: Manifest | None) -> Path:
+    """The corpus to read: the one asked for, else the index's (found beside the index as it
+    was, else where it was when built), else corpus/ for a new index."""
     if settings.corpus is not None:
         return settings.corpus
     if manifest is not None:
-        return manifest.corpus_path(settings.index)
+        candidates = manifest.corpus_candidates(settings.index)
+        for path in candidates:
+            if path.exists():
+                return path
+        looked = " or ".join(str(p) for p in candidates)
+        raise CorpusError(
+            f"Index {settings.index} was built from a corpus that is no longer there (looked "
+            f"in {looked}): pass its new place with --corpus, e.g. "
+            f"`qa index CORPUS --index {settings.index}`."
+        )
+    marked = layout.read_marker(settings.index).get("corpus") if settings.index.is_dir() else None
+    if isinstance(marked, str) and marked:  # a damaged manifest: the marker still knows
+        return Path(os.path.normpath(settings.index / marked))
     return Path("corpus")
 
 
-def corpus_sources(root: Path) -> list[Path]:
-    """The corpus's source files; CorpusError if it is missing, a plain file, or empty."""
-    sources = list_sources(root)
-    if not sources:
+def reading_of(settings: Settings, manifest: Manifest | None) -> Reading:
+    base = Reading.from_json(manifest.reading) if manifest is not None else Reading()
+    return base.updated(settings.exclude, settings.follow_symlinks, settings.max_file_size)
+
+
+def corpus_sources(root: Path, reading: Reading, index_dir: Path) -> tuple[list[Source], list[str]]:
+    """The corpus's source files (never the index) and what could not be listed, and why;
+    CorpusError if it is missing, a plain file, or holds no article."""
+    listing = list_sources(root, reading, skip=[index_dir])
+    if not listing.sources:
         raise CorpusError(f"Corpus {root} has no .txt, .md or .jsonl files: add some articles.")
-    return sources
+    return listing.sources, listing.skipped
 
 
-def _read_sources(root: Path) -> dict[str, bytes | OSError]:
-    out: dict[str, bytes | OSError] = {}
-    for path in corpus_sources(root):
-        try:
-            out[source_name(root, path)] = path.read_bytes()
-        except OSError as exc:
-            out[source_name(root, path)] = exc
-    return out
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def corpus_changes(root: Path, manifest: Manifest) -> Changes:
+def corpus_changes(root: Path, manifest: Manifest, index_dir: Path) -> Changes:
     """What differs between the corpus on disk and the one the index was built from."""
-    current = {}
-    for name, data in _read_sources(root).items():
-        current[name] = "" if isinstance(data, OSError) else _sha256(data)
+    reading = Reading.from_json(manifest.reading)
+    sources, _ = corpus_sources(root, reading, index_dir)
+    current = {s.name: read_source(s, reading).digest for s in sources}
     return Changes(
         added=sorted(set(current) - set(manifest.files)),
         changed=sorted(
@@ -149,14 +156,19 @@ def corpus_changes(root: Path, manifest: Manifest) -> Changes:
     )
 
 
-def _previous(index_dir: Path) -> tuple[StoredIndex | None, str | None]:
-    """The index there now, or None with the reason it cannot be used."""
+def _previous(index_dir: Path) -> tuple[StoredIndex | None, str | None, Manifest | None]:
+    """The index there now, fully verified, or None with the reason it cannot be reused (and
+    its manifest, when that much is readable: it still says where the corpus is)."""
     try:
-        return load_index(index_dir), None
+        return load_index(index_dir, verify_all=True), None, None
     except IndexMissingError:
-        return None, None
+        return None, None, None
     except IndexCorruptError as exc:
-        return None, f"the previous index was damaged ({exc})"
+        try:
+            manifest = read_manifest(index_dir)
+        except (IndexCorruptError, IndexMissingError):
+            manifest = None
+        return None, f"the previous index was damaged ({exc})", manifest
 
 
 def build_index(
@@ -165,17 +177,46 @@ def build_index(
     embedder: embedding.Embedder | None = None,
     rebuild: bool = False,
     progress: Progress | None = None,
+    notify: Callable[[str], None] | None = None,
+    wait: bool = True,
 ) -> IndexReport:
-    """Build or update the index at settings.index from its corpus."""
+    """Build or update the index at settings.index from its corpus. The index folder must be
+    new, empty or a qa index: anything else is refused and left as it was."""
     started = time.perf_counter()
-    old, reason = _previous(settings.index)
-    root = resolve_corpus(settings, old.manifest if old else None)
-    sources = _read_sources(root)
-    precision = settings.precision or (old.manifest.precision if old else DEFAULT_PRECISION)
+    index_dir = settings.index
+    layout.claim(index_dir)
+    with layout.writer_lock(index_dir, wait=wait, notify=notify):
+        layout.clean_stale(index_dir)
+        staged = layout.staging(index_dir)
+        try:
+            report = _build(settings, embedder, rebuild, progress, staged)
+        except OSError as exc:
+            raise IndexWriteError(
+                f"Cannot write the index in {index_dir}: {exc.strerror or exc}; the index is "
+                "as it was."
+            ) from None
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+    return replace(report, seconds=time.perf_counter() - started)
+
+
+def _build(
+    settings: Settings,
+    embedder: embedding.Embedder | None,
+    rebuild: bool,
+    progress: Progress | None,
+    staged: Path,
+) -> IndexReport:
+    old, reason, damaged = _previous(settings.index)
+    known = old.manifest if old is not None else damaged
+    root = resolve_corpus(settings, known)
+    reading = reading_of(settings, known)
+    sources, unlisted = corpus_sources(root, reading, settings.index)
+    precision = settings.precision or (known.precision if known else DEFAULT_PRECISION)
     if precision not in PRECISIONS:
         raise InputError(f"Unknown precision {precision!r}: use {' or '.join(PRECISIONS)}.")
     if embedder is None:
-        model = settings.model or (old.manifest.model if old else DEFAULT_MODEL)
+        model = settings.model or (known.model if known else DEFAULT_MODEL)
         if old is not None and not rebuild:  # its ONNX encoder, if it has one: no torch
             embedder = embedding.index_embedder(old.path, model, settings.batch_size)
         else:
@@ -183,39 +224,38 @@ def build_index(
     model = embedder.name
     if old is not None and rebuild:
         reason, old = "--rebuild was asked for", None
-    staging = settings.index.resolve().with_name(f".{settings.index.name}.encoder-{os.getpid()}")
-    try:
-        # The encoder first: whether passages can be embedded in int8 decides the fingerprint.
-        embedder, encoder, precision = _with_encoder(
-            embedder,
-            old if old is not None and old.manifest.model == model else None,
-            staging,
-            precision,
-            progress,
-        )
-        params = ChunkingParams(max_tokens=embedder.max_tokens)
-        print_ = fingerprint(model, params, precision)
-        if old is not None and old.manifest.fingerprint != print_:
-            reason, old = _rebuild_reason(old.manifest, model, params, precision), None
-        elif old is not None and not old.manifest.sentence_tokens:
-            if isinstance(embedder, OnnxEmbedder):  # chunks are kept; vectors are made again
-                reason = "the index has no sentence token states yet (built by an older qa)"
-        report = _update(
-            settings,
-            root,
-            sources,
-            old,
-            reason,
-            embedder,
-            encoder,
-            params,
-            print_,
-            precision,
-            progress,
-        )
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return replace(report, seconds=time.perf_counter() - started)
+    # The encoder first: whether passages can be embedded in int8 decides the fingerprint.
+    embedder, encoder, precision = _with_encoder(
+        embedder,
+        old if old is not None and old.manifest.model == model else None,
+        staged,
+        precision,
+        progress,
+    )
+    params = ChunkingParams(max_tokens=embedder.max_tokens)
+    print_ = fingerprint(model, params, precision)
+    if old is not None and old.manifest.fingerprint != print_:
+        reason, old = _rebuild_reason(old.manifest, model, params, precision), None
+    elif old is not None and not old.manifest.sentence_tokens:
+        if isinstance(embedder, OnnxEmbedder):  # chunks are kept; vectors are made again
+            reason = "the index has no sentence token states yet (built by an older qa)"
+    build = _Build(settings, root, reading, old, reason, params, print_, precision, staged)
+    return _update(build, sources, unlisted, embedder, encoder, progress)
+
+
+@dataclass(frozen=True)
+class _Build:
+    """What one build writes: where, from what, and how."""
+
+    settings: Settings
+    root: Path
+    reading: Reading
+    old: StoredIndex | None
+    reason: str | None  # why every passage is re-embedded, when it is
+    params: ChunkingParams
+    fingerprint: str
+    precision: str
+    staged: Path  # the generation being written
 
 
 def _rebuild_reason(was: Manifest, model: str, params: ChunkingParams, precision: str) -> str:
@@ -229,19 +269,15 @@ def _rebuild_reason(was: Manifest, model: str, params: ChunkingParams, precision
 
 
 def _update(
-    settings: Settings,
-    root: Path,
-    sources: dict[str, bytes | OSError],
-    old: StoredIndex | None,
-    reason: str | None,
+    build: _Build,
+    sources: list[Source],
+    unlisted: list[str],
     embedder: embedding.Embedder,
     encoder: Path | None,
-    params: ChunkingParams,
-    print_: str,
-    precision: str,
     progress: Progress | None,
 ) -> IndexReport:
-    """Chunk what changed, then write the index (see _finish)."""
+    """Chunk what changed, one file at a time, then write the index (see _finish)."""
+    old = build.old
     old_by_source: dict[str, list[int]] = defaultdict(list)
     if old is not None:
         for row, chunk in enumerate(old.chunks):
@@ -249,53 +285,40 @@ def _update(
 
     files: dict[str, FileEntry] = {}
     chunks: list[Chunk] = []
-    skipped: list[str] = []
+    skipped: list[str] = list(unlisted)
     changed_files = 0
-    for number, (name, data) in enumerate(sources.items(), start=1):
+    for number, source in enumerate(sources, start=1):
         if progress:
             progress("reading", number, len(sources))
-        if isinstance(data, OSError):
-            why = f"{name}: cannot be read ({data.strerror or data}), skipped"
-            skipped.append(why)
-            files[name] = FileEntry(sha256="", size=0, skipped=why)
-            continue
-        digest = _sha256(data)
+        name = source.name
+        content = read_source(source, build.reading)
         before = old.manifest.files.get(name) if old else None
-        if old is not None and before is not None and before.sha256 == digest:
-            own = [old.chunks[row] for row in old_by_source.get(name, [])]
+        if old is not None and before is not None and before.sha256 == content.digest:
             files[name] = before
             if before.skipped:
                 skipped.append(before.skipped)
-            chunks.extend(own)
+            chunks.extend(old.chunks[row] for row in old_by_source.get(name, []))
             continue
         changed_files += 1
+        if content.data is None:
+            why = content.skipped or f"{name}: skipped"
+            skipped.append(why)
+            files[name] = FileEntry(sha256=content.digest, size=0, skipped=why)
+            continue
         try:
-            docs = read_documents(name, data)
+            docs = read_documents(name, content.data)
         except SkippedSource as exc:
             skipped.append(str(exc))
-            files[name] = FileEntry(sha256=digest, size=len(data), skipped=str(exc))
+            files[name] = FileEntry(sha256=content.digest, size=len(content.data), skipped=str(exc))
             continue
-        own = chunk_documents(docs, params, embedder.count_tokens)
+        own = chunk_documents(docs, build.params, embedder.count_tokens)
         chunks.extend(own)
-        files[name] = FileEntry(sha256=digest, size=len(data), chunks=len(own))
+        files[name] = FileEntry(sha256=content.digest, size=len(content.data), chunks=len(own))
     for why in skipped:
         log.warning("%s", why)
     if not chunks:
-        raise CorpusError(f"Corpus {root} has no text to index: add some articles.")
-    report = _finish(
-        settings,
-        root,
-        old,
-        reason,
-        params,
-        print_,
-        precision,
-        files,
-        chunks,
-        embedder,
-        encoder,
-        progress,
-    )
+        raise CorpusError(f"Corpus {build.root} has no text to index: add some articles.")
+    report = _finish(build, files, chunks, embedder, encoder, progress)
     return replace(report, files=len(sources), changed_files=changed_files, skipped=skipped)
 
 
@@ -369,6 +392,8 @@ def _export(embedder: embedding.Embedder, staging: Path, progress: Progress | No
         if agreement < 0.9999:
             raise ValueError(f"its vectors differ from sentence-transformers' (cosine {agreement})")
     except Exception as exc:
+        for leftover in staging.iterdir():  # nothing half-exported goes into the index
+            leftover.unlink()
         log.warning(
             "could not export %s to ONNX (%s); questions will load sentence-transformers",
             embedder.name,
@@ -379,26 +404,24 @@ def _export(embedder: embedding.Embedder, staging: Path, progress: Progress | No
 
 
 def _finish(
-    settings: Settings,
-    root: Path,
-    old: StoredIndex | None,
-    reason: str | None,
-    params: ChunkingParams,
-    print_: str,
-    precision: str,
+    build: _Build,
     files: dict[str, FileEntry],
     chunks: list[Chunk],
     embedder: embedding.Embedder,
     encoder: Path | None,
     progress: Progress | None,
 ) -> IndexReport:
+    old, index_dir = build.old, build.settings.index
+    corpus = relative_corpus(build.root, index_dir)
     if (
         old is not None
         and chunks == old.chunks
         and files == old.manifest.files
         and encoder == old.path
         and (old.manifest.sentence_tokens or not isinstance(embedder, OnnxEmbedder))
-        and old.manifest.corpus == relative_corpus(root, settings.index)
+        and old.manifest.corpus == corpus
+        and old.manifest.reading == build.reading.as_json()
+        and old.manifest.contents  # a qa 0.1 index gets its checksums and new layout
     ):  # nothing to do: leave the index on disk untouched
         n = len(chunks)
         return IndexReport(old.manifest.documents, n, 0, n, 0, files=0, changed_files=0)
@@ -411,17 +434,19 @@ def _finish(
     manifest = Manifest(
         model=embedder.name,
         dim=int(vectors.shape[1]),
-        chunking=params,
-        corpus=relative_corpus(root, settings.index),
+        chunking=build.params,
+        corpus=corpus,
+        corpus_absolute=str(build.root.resolve()),
+        reading=build.reading.as_json(),
         files=files,
         documents=len({(c.source, c.doc_id) for c in chunks}),
         chunks=len(chunks),
         created=created,
         updated=now(),
-        fingerprint=print_,
+        fingerprint=build.fingerprint,
         vector_index=(kind := choose_index(len(chunks)))[0],
         nprobe=kind[1],
-        precision=precision,
+        precision=build.precision,
         sentence_vectors=sentences is not None,
         sentence_tokens=sentences is not None,
     )
@@ -436,7 +461,8 @@ def _finish(
             previous=old.lexical if old else None,
             reuse=[old_rows.get(c.sha256) for c in chunks],
         )
-    write_index(settings.index, manifest, chunks, vectors, lexical, encoder, sentences)
+    write_generation(build.staged, manifest, chunks, vectors, lexical, encoder, sentences)
+    layout.publish(index_dir, build.staged, {"corpus": corpus})
     return IndexReport(
         documents=manifest.documents,
         chunks=len(chunks),
@@ -445,7 +471,7 @@ def _finish(
         removed=removed,
         files=0,
         changed_files=0,
-        rebuilt=reason,
+        rebuilt=build.reason,
     )
 
 
@@ -505,31 +531,49 @@ def current_index(
     notify: Callable[[str], None] | None = None,
     progress: Progress | None = None,
 ) -> StoredIndex:
-    """The index, built or brought up to date first when it is missing or its corpus changed."""
+    """The index, brought up to date first when its corpus changed. A missing index is built
+    only when it is the default one (index/): one that was named must exist."""
+    index_dir = settings.index
     try:
-        manifest = read_manifest(settings.index)
+        manifest = read_manifest(index_dir)
     except IndexMissingError:
-        if not update:
+        if not update or settings.index_given:
             raise
         root = resolve_corpus(settings, None)
-        corpus_sources(root)
+        corpus_sources(root, reading_of(settings, None), index_dir)
         if notify:
-            notify(f"No index in {settings.index}/: building it from {root}/ (once).")
-        build_index(settings, embedder=embedder, progress=progress)
-        return load_index(settings.index)
+            notify(f"No index in {index_dir}/: building it from {root}/ (once).")
+        build_index(settings, embedder=embedder, progress=progress, notify=notify)
+        return load_index(index_dir)
     if settings.model and settings.model != manifest.model:
         raise ModelError(
-            f"Index {settings.index} was built with {manifest.model}, not {settings.model}: "
+            f"Index {index_dir} was built with {manifest.model}, not {settings.model}: "
             f"drop --model, or run `qa index --model {settings.model}` to rebuild it."
         )
     if update:
         root = resolve_corpus(settings, manifest)
-        changes = corpus_changes(root, manifest)
+        changes = corpus_changes(root, manifest, index_dir)
         if changes:
+            if settings.corpus is None and manifest.files and not _still_there(root, manifest):
+                raise CorpusError(
+                    f"None of the files index {index_dir} was built from is in {root} any more, "
+                    "so it will not be updated from there without being asked: run "
+                    f"`qa index {root} --index {index_dir}` if that is the corpus, or "
+                    "`qa ask --no-update` to use the index as it is."
+                )
             if notify:
-                notify(f"Corpus changed ({changes.summary()}): updating {settings.index}.")
-            build_index(replace(settings, corpus=root), embedder=embedder, progress=progress)
-    return load_index(settings.index)
+                notify(f"Corpus changed ({changes.summary()}): updating {index_dir}.")
+            build_index(
+                replace(settings, corpus=root), embedder=embedder, progress=progress, notify=notify
+            )
+    return load_index(index_dir)
+
+
+def _still_there(root: Path, manifest: Manifest) -> bool:
+    """Whether the corpus at root is the one indexed: some file it had is still there. An
+    automatic update never reads a folder that merely took its place (an edited manifest)."""
+    base = root if root.is_dir() else root.parent
+    return any((base / name).exists() for name in manifest.files)
 
 
 @dataclass(frozen=True)
@@ -538,6 +582,7 @@ class Status:
     corpus: Path
     changes: Changes
     problem: str | None = None  # why changes could not be checked
+    damage: list[str] = field(default_factory=list)  # damaged or missing index files
 
     def as_json(self) -> dict[str, object]:
         m = self.manifest
@@ -561,14 +606,23 @@ class Status:
                 "removed": self.changes.removed,
             },
             "problem": self.problem,
+            "damaged": self.damage,
+            "checksums": bool(m.contents),
         }
 
 
-def index_status(settings: Settings) -> Status:
-    """What the index holds and whether its corpus changed since; loads no model or vectors."""
-    manifest = read_manifest(settings.index)
-    root = resolve_corpus(settings, manifest)
+def index_status(settings: Settings, *, verify: bool = False) -> Status:
+    """What the index holds and whether its corpus changed since; loads no model or vectors.
+    Damage that a stat can see is always reported; with verify, every file's checksum too."""
+    index_dir = settings.index
+    generation = layout.current(index_dir)
+    manifest = read_manifest(index_dir)
+    damage = shallow_problems(generation.folder, manifest.contents)
+    if verify and not damage:
+        damage = content_problems(generation.folder, manifest.contents, manifest.contents)
     try:
-        return Status(manifest, root, corpus_changes(root, manifest))
+        root = resolve_corpus(settings, manifest)
+        return Status(manifest, root, corpus_changes(root, manifest, index_dir), damage=damage)
     except CorpusError as exc:
-        return Status(manifest, root, Changes([], [], []), problem=str(exc))
+        root = manifest.corpus_path(index_dir)
+        return Status(manifest, root, Changes([], [], []), problem=str(exc), damage=damage)

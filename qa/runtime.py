@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from qa.errors import IndexCorruptError
+
 log = logging.getLogger(__name__)
 
 ENCODER = "encoder.onnx"
@@ -132,6 +134,13 @@ def quantize_passage_encoder(directory: Path) -> None:
     tmp.replace(directory / PASSAGE_ENCODER)
 
 
+def _unreadable(directory: Path, exc: Exception) -> IndexCorruptError:
+    return IndexCorruptError(
+        f"The encoder in {directory} is damaged ({type(exc).__name__}): run "
+        f"`qa index --rebuild` on its index."
+    )
+
+
 def has_encoder(directory: Path) -> bool:
     return all((directory / name).is_file() for name in ENCODER_FILES)
 
@@ -151,15 +160,17 @@ class OnnxEmbedder:
     def __init__(self, directory: Path, batch_size: int = 16, precision: str = "fp32") -> None:
         from tokenizers import Tokenizer
 
-        meta = json.loads((directory / ENCODER_META).read_text())
-        self.spec = EncoderSpec(**meta)
+        try:
+            self.spec = EncoderSpec(**json.loads((directory / ENCODER_META).read_text()))
+            self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER))
+        except Exception as exc:  # whatever damaged files make their readers raise
+            raise _unreadable(directory, exc) from None
         self.precision = precision
         self._path = directory / (PASSAGE_ENCODER if precision == "int8" else ENCODER)
         # One thread for a question (8.5 ms vs 16.5 ms with two, measured under load);
         # all cores for bulk embedding. Each session is made when first needed.
         self._sessions: dict[int, Any] = {}
         # tokenizer.json pads and truncates at 128; sentence-transformers uses max_seq_length.
-        self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER))
         self._tokenizer.no_padding()
         self._tokenizer.no_truncation()
         self._batch_size = batch_size
@@ -171,9 +182,12 @@ class OnnxEmbedder:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-            self._sessions[threads] = ort.InferenceSession(
-                str(self._path), options, providers=["CPUExecutionProvider"]
-            )
+            try:
+                self._sessions[threads] = ort.InferenceSession(
+                    str(self._path), options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as exc:  # InvalidProtobuf, a missing file, ...
+                raise _unreadable(self._path.parent, exc) from None
         return self._sessions[threads]
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -45,7 +46,8 @@ class Answers:
 
 
 def check_question(question: str) -> str:
-    question = question.strip()
+    # A lone surrogate (from a JSON escape) cannot be encoded: U+FFFD in its place.
+    question = re.sub("[\ud800-\udfff]", "\ufffd", question).strip()
     if not question:
         raise InputError('The question is empty: ask something, e.g. qa ask "Who founded JD.com?"')
     return question

@@ -1,7 +1,10 @@
-"""The index on disk: manifest.json, chunks.jsonl and vectors.faiss. The only importer of faiss.
+"""One generation of the index on disk: manifest.json, chunks.jsonl, vectors.faiss and the rest.
+The only importer of faiss.
 
-An index is written whole into a temporary directory beside its target and swapped in, so a
-crash or Ctrl-C leaves the previous index or the new one, never half of either.
+A generation is written whole into a staging folder inside the index and published by
+qa.layout, so a crash or Ctrl-C leaves the previous generation or the new one, never half of
+either. Its manifest records the size and checksum of every file (qa.integrity) and its own
+checksum; loading checks the sizes at once and the contents in a thread beside the loading.
 """
 
 from __future__ import annotations
@@ -12,21 +15,29 @@ import math
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qa import __version__
+from qa import __version__, layout
 from qa.corpus import Chunk, ChunkingParams, passage_sentences
 from qa.errors import IndexCorruptError, IndexMissingError
+from qa.integrity import (
+    FileSum,
+    Verification,
+    damaged,
+    file_sum,
+    manifest_checksum,
+    shallow_problems,
+)
 from qa.lexical import LexicalIndex
-from qa.runtime import SentenceStates
+from qa.runtime import PASSAGE_ENCODER, SentenceStates
 
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
+MANIFEST = layout.MANIFEST
 CHUNKS = "chunks.jsonl"
 VECTORS = "vectors.faiss"
 EXACT = "vectors.npy"  # exact float32 vectors, kept beside an approximate (quantised) index
@@ -41,6 +52,11 @@ TOKENS, TOKEN_STARTS = "tokens.npy", "token_starts.npy"
 FLAT_LIMIT = 25_000  # Flat: 1.2 ms a question at 10k, 15 ms at 100k (bench/results/large.md)
 NPROBE = 64  # IVF4096,SQ8 at 1M: recall@10 0.978, p50 1.4 ms (32: 0.968, 0.8 ms)
 TRAINING_SAMPLE = 100_000
+# A question checks the contents of every file it reads while they add up to this; past it,
+# the memory-mapped arrays (of which a question reads a few rows) are checked by size only,
+# and in full by `qa index` and `qa status --verify`. SciFact's 9882 passages: 258 MB.
+VERIFY_ON_ASK = 1 << 30
+MAPPED = ("sentences.npy", "tokens.npy", "vectors.npy")
 
 
 def choose_index(n: int) -> tuple[str, int]:
@@ -71,6 +87,9 @@ class Manifest:
     created: str
     updated: str
     fingerprint: str = ""
+    corpus_absolute: str = ""  # the corpus root's absolute path when built (a moved index)
+    # how the corpus folder was read: exclude patterns, follow_symlinks, max_file_size
+    reading: dict[str, Any] = field(default_factory=dict)
     vector_index: str = "Flat"  # faiss index_factory string (choose_index)
     nprobe: int = 0  # IVF lists searched per question
     precision: str = "fp32"  # passage vectors: "int8" encoder, or "fp32" (as the model gives)
@@ -81,9 +100,20 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     qa_version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
+    # every other file of the generation: size and checksum (empty in a qa 0.1 index)
+    contents: dict[str, FileSum] = field(default_factory=dict)
+
+    def corpus_candidates(self, index_dir: Path) -> list[Path]:
+        """Where the corpus may be: beside the index as it was (a moved folder keeps both),
+        then where it was when built (a copied or moved index)."""
+        found = [Path(os.path.normpath(index_dir / self.corpus))]
+        if self.corpus_absolute and Path(self.corpus_absolute) not in found:
+            found.append(Path(self.corpus_absolute))
+        return found
 
     def corpus_path(self, index_dir: Path) -> Path:
-        return Path(os.path.normpath(index_dir / self.corpus))
+        candidates = self.corpus_candidates(index_dir)
+        return next((p for p in candidates if p.exists()), candidates[0])
 
 
 def fingerprint(model: str, chunking: ChunkingParams, precision: str = "fp32") -> str:
@@ -183,40 +213,98 @@ class StoredIndex:
 
 
 def read_manifest(index_dir: Path) -> Manifest:
-    _recover(index_dir)
-    path = index_dir / MANIFEST
-    if not path.is_file():
-        if index_dir.is_dir() and any(index_dir.iterdir()):
-            raise IndexCorruptError(
-                f"Index {index_dir} has no {MANIFEST}: run `qa index --rebuild`."
-            )
-        raise IndexMissingError(f"No index in {index_dir}: run `qa index` first.")
+    """The current generation's manifest (checked against its own checksum)."""
+    return _manifest(index_dir, layout.current(index_dir))
+
+
+def _manifest(index_dir: Path, generation: layout.Generation) -> Manifest:
+    path = generation.folder / MANIFEST
+    fix = f"run `qa index --index {index_dir}` to rebuild it"
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexCorruptError(
+            f"Index {index_dir} is damaged ({MANIFEST} is missing): {fix}."
+        ) from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise IndexCorruptError(
+            f"Index {index_dir} is damaged ({MANIFEST} is unreadable: {exc}): {fix}."
+        ) from None
+    try:
+        if generation.name and raw.pop("checksum", None) != manifest_checksum(raw):
+            raise IndexCorruptError(
+                f"Index {index_dir} is damaged ({MANIFEST} does not match its checksum): {fix}."
+            )
         if raw.get("format_version") != FORMAT_VERSION:
             raise IndexCorruptError(
                 f"Index {index_dir} has format {raw.get('format_version')}, this qa reads "
-                f"{FORMAT_VERSION}: run `qa index --rebuild`."
+                f"{FORMAT_VERSION}: run `qa index --rebuild --index {index_dir}`."
             )
         raw["chunking"] = ChunkingParams(**raw["chunking"])
         raw["files"] = {name: FileEntry(**entry) for name, entry in raw["files"].items()}
+        raw["contents"] = {n: FileSum(**e) for n, e in raw.get("contents", {}).items()}
         return Manifest(**raw)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise IndexCorruptError(
-            f"Index {index_dir}: {MANIFEST} is damaged ({exc}): run `qa index --rebuild`."
+            f"Index {index_dir} is damaged ({MANIFEST}: {type(exc).__name__}): {fix}."
         ) from None
 
 
-def load_index(index_dir: Path) -> StoredIndex:
-    manifest = read_manifest(index_dir)
+def load_index(index_dir: Path, *, verify_all: bool = False) -> StoredIndex:
+    """The current generation, its files' sizes checked and their contents verified while it
+    loads (all of them with verify_all, as `qa index` does before reusing anything). A writer
+    that publishes a new generation meanwhile never makes this fail: it opens the new one."""
+    for attempt in range(4):
+        generation = layout.current(index_dir)
+        try:
+            return _load(index_dir, generation, verify_all)
+        except (IndexCorruptError, IndexMissingError):
+            try:
+                moved = layout.current(index_dir) != generation
+            except (IndexCorruptError, IndexMissingError):
+                moved = False
+            if not moved or attempt == 3:
+                raise
+    raise AssertionError("unreachable")
+
+
+def verification(
+    index_dir: Path, folder: Path, manifest: Manifest, verify_all: bool
+) -> Verification:
+    """Sizes checked now (IndexCorruptError); contents checked in a thread (its wait())."""
+    sums = manifest.contents
+    problems = shallow_problems(folder, sums)
+    if problems:
+        raise damaged(index_dir, problems)
+    names = [n for n in sums if verify_all or n != PASSAGE_ENCODER]
+    if not verify_all and sum(sums[n].size for n in names) > VERIFY_ON_ASK:
+        names = [n for n in names if n not in MAPPED]
+    return Verification(index_dir, folder, sums, names)
+
+
+def _load(index_dir: Path, generation: layout.Generation, verify_all: bool) -> StoredIndex:
+    folder = generation.folder
+    manifest = _manifest(index_dir, generation)
+    verifying = verification(index_dir, folder, manifest, verify_all)
+    try:
+        index = _read(index_dir, folder, manifest)
+    except IndexCorruptError:
+        verifying.wait()  # a checksum names the damaged file better than its reader can
+        raise
+    verifying.wait()
+    return index
+
+
+def _read(index_dir: Path, folder: Path, manifest: Manifest) -> StoredIndex:
     import faiss
 
+    fix = f"run `qa index --index {index_dir}` to repair it"
     name = CHUNKS
     try:
-        with (index_dir / CHUNKS).open(encoding="utf-8") as f:
+        with (folder / CHUNKS).open(encoding="utf-8") as f:
             chunks = [Chunk(**json.loads(line)) for line in f]
         name = VECTORS
-        vectors = faiss.read_index(str(index_dir / VECTORS))
+        vectors = faiss.read_index(str(folder / VECTORS))
         if manifest.nprobe:
             faiss.extract_index_ivf(vectors).nprobe = manifest.nprobe
         if manifest.vector_index == "Flat":
@@ -225,22 +313,22 @@ def load_index(index_dir: Path) -> StoredIndex:
             exact = vectors.reconstruct_n(0, vectors.ntotal).reshape(vectors.ntotal, vectors.d)
         else:
             name = EXACT
-            exact = np.load(index_dir / EXACT, mmap_mode="r", allow_pickle=False)
+            exact = np.load(folder / EXACT, mmap_mode="r", allow_pickle=False)
         sentences = starts = signs = token_starts = None
         if manifest.sentence_tokens:  # written with the sentence vectors, never alone
             name = SENTENCES
-            sentences = np.load(index_dir / SENTENCES, mmap_mode="r", allow_pickle=False)
-            starts = np.load(index_dir / SENTENCE_STARTS, allow_pickle=False)
+            sentences = np.load(folder / SENTENCES, mmap_mode="r", allow_pickle=False)
+            name = SENTENCE_STARTS
+            starts = np.load(folder / SENTENCE_STARTS, allow_pickle=False)
             name = TOKENS
-            signs = np.load(index_dir / TOKENS, mmap_mode="r", allow_pickle=False)
-            token_starts = np.load(index_dir / TOKEN_STARTS, allow_pickle=False)
-        name = "lexical index"
-        lexical = LexicalIndex.load(index_dir)
-    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+            signs = np.load(folder / TOKENS, mmap_mode="r", allow_pickle=False)
+            name = TOKEN_STARTS
+            token_starts = np.load(folder / TOKEN_STARTS, allow_pickle=False)
+        name = "the lexical index"
+        lexical = LexicalIndex.load(folder)
+    except Exception as exc:  # whatever a damaged file makes its reader raise
         reason = "is missing" if isinstance(exc, FileNotFoundError) else "is unreadable"
-        raise IndexCorruptError(
-            f"Index {index_dir} is damaged ({name} {reason}): run `qa index --rebuild`."
-        ) from None
+        raise IndexCorruptError(f"Index {index_dir} is damaged ({name} {reason}): {fix}.") from None
     counts = {vectors.ntotal, lexical.size, manifest.chunks}
     if (
         sentences is not None
@@ -257,16 +345,16 @@ def load_index(index_dir: Path) -> StoredIndex:
         )
     ):
         raise IndexCorruptError(
-            f"Index {index_dir}: its sentence states do not match its {len(chunks)} passages: "
-            "run `qa index --rebuild`."
+            f"Index {index_dir} is damaged (its sentence states do not match its "
+            f"{len(chunks)} passages): {fix}."
         )
     if counts != {len(chunks)} or vectors.d != manifest.dim:
         raise IndexCorruptError(
-            f"Index {index_dir} is inconsistent ({len(chunks)} passages, {vectors.ntotal} "
-            f"vectors of dimension {vectors.d}): run `qa index --rebuild`."
+            f"Index {index_dir} is damaged ({len(chunks)} passages, {vectors.ntotal} "
+            f"vectors of dimension {vectors.d}): {fix}."
         )
     return StoredIndex(
-        index_dir,
+        folder,
         manifest,
         chunks,
         vectors,
@@ -279,8 +367,8 @@ def load_index(index_dir: Path) -> StoredIndex:
     )
 
 
-def write_index(
-    index_dir: Path,
+def write_generation(
+    folder: Path,
     manifest: Manifest,
     chunks: list[Chunk],
     vectors: np.ndarray,
@@ -288,48 +376,45 @@ def write_index(
     encoder: Path | None = None,
     sentences: list[SentenceStates] | None = None,
 ) -> None:
-    """Write the index into a temporary directory and swap it in; `encoder` is a folder
-    whose ONNX encoder files the new index keeps (hard-linked when possible); `sentences`,
-    each passage's SentenceStates, when manifest.sentence_tokens."""
+    """Write a generation's files into folder (a staging folder, which may already hold the
+    encoder files), then its manifest with every file's checksum; qa.layout.publish makes it
+    current. `encoder` is a folder whose ONNX encoder files the generation keeps (hard-linked
+    when possible); `sentences`, each passage's SentenceStates, when manifest.sentence_tokens."""
     import faiss
 
-    index_dir = index_dir.resolve()
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index_dir.with_name(f".{index_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        index = faiss.index_factory(manifest.dim, manifest.vector_index, faiss.METRIC_INNER_PRODUCT)
-        if not index.is_trained:
-            rng = np.random.default_rng(0)
-            sample = rng.choice(len(vectors), min(len(vectors), TRAINING_SAMPLE), replace=False)
-            index.train(vectors[np.sort(sample)])
-        if len(vectors):
-            index.add(vectors)
-        faiss.write_index(index, str(tmp / VECTORS))
-        if manifest.vector_index != "Flat":
-            np.save(tmp / EXACT, vectors, allow_pickle=False)
-        if manifest.sentence_tokens and sentences is not None:
-            _save_states(tmp, sentences, manifest.dim)
-        lexical.save(tmp)
-        if encoder is not None:
-            from qa.runtime import ENCODER_FILES, encoder_files
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = faiss.index_factory(manifest.dim, manifest.vector_index, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        rng = np.random.default_rng(0)
+        sample = rng.choice(len(vectors), min(len(vectors), TRAINING_SAMPLE), replace=False)
+        index.train(vectors[np.sort(sample)])
+    if len(vectors):
+        index.add(vectors)
+    faiss.write_index(index, str(folder / VECTORS))
+    if manifest.vector_index != "Flat":
+        np.save(folder / EXACT, vectors, allow_pickle=False)
+    if manifest.sentence_tokens and sentences is not None:
+        _save_states(folder, sentences, manifest.dim)
+    lexical.save(folder)
+    from qa.runtime import ENCODER_FILES, encoder_files
 
-            keep = encoder_files(encoder) if manifest.precision == "int8" else ENCODER_FILES
-            for name in keep:
-                link_or_copy(encoder / name, tmp / name)
-        with (tmp / CHUNKS).open("w", encoding="utf-8") as f:
-            for chunk in chunks:
-                # vars(), not asdict(): a flat dataclass needs no deep copy (1.2 s -> 0.1 s
-                # for SciFact's 9882 passages)
-                f.write(json.dumps(vars(chunk), ensure_ascii=False) + "\n")
-        (tmp / MANIFEST).write_text(
-            json.dumps(asdict(manifest), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-        _swap(tmp, index_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    if encoder is not None and encoder.resolve() != folder.resolve():
+        keep = encoder_files(encoder) if manifest.precision == "int8" else ENCODER_FILES
+        for name in keep:
+            link_or_copy(encoder / name, folder / name)
+    elif manifest.precision == "fp32":
+        (folder / PASSAGE_ENCODER).unlink(missing_ok=True)
+    with (folder / CHUNKS).open("w", encoding="utf-8") as f:
+        for chunk in chunks:
+            # vars(), not asdict(): a flat dataclass needs no deep copy (1.2 s -> 0.1 s
+            # for SciFact's 9882 passages)
+            f.write(json.dumps(vars(chunk), ensure_ascii=False) + "\n")
+    contents = {p.name: file_sum(p) for p in sorted(folder.iterdir()) if p.name != MANIFEST}
+    raw = asdict(replace(manifest, contents=contents))
+    raw["checksum"] = manifest_checksum(raw)
+    (folder / MANIFEST).write_text(
+        json.dumps(raw, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
 
 
 def _save_states(directory: Path, sentences: list[SentenceStates], dim: int) -> None:
@@ -356,22 +441,3 @@ def link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
-
-
-def _old(index_dir: Path) -> Path:
-    return index_dir.with_name(f".{index_dir.name}.old")
-
-
-def _swap(new: Path, target: Path) -> None:
-    old = _old(target)
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)  # between the two renames only `old` exists; _recover() handles it
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _recover(index_dir: Path) -> None:
-    old = _old(index_dir)
-    if not index_dir.exists() and old.is_dir():
-        os.replace(old, index_dir)

@@ -84,3 +84,8 @@ def corpus(tmp_path: Path) -> Path:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text, encoding="utf-8")
     return root
+
+
+def generation(index: Path) -> Path:
+    """The folder of an index's current generation (qa.layout), where its files are."""
+    return index / (index / "CURRENT").read_text().strip()

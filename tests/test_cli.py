@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from qa.cli import app
 
-from .conftest import REPO, FakeEmbedder
+from .conftest import REPO, FakeEmbedder, generation
 
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 
@@ -175,15 +175,18 @@ def test_index_errors_with_a_fix(here: Path) -> None:
     assert code == 1 and "built with sentence-transformers/all-MiniLM-L6-v2, not another" in err
     (here / "bad.jsonl").write_text('plain question\n{"q": "no question field"}\n')
     code, out, err = run("ask", "--questions", "bad.jsonl")
-    assert code == 1 and 'bad.jsonl:2: expected a JSON object with a "question" field' in err
-    assert out == ""
-    (here / "index" / "vectors.faiss").write_bytes(b"junk")
+    assert code == 1 and 'bad.jsonl:2: "question" must be a string (it is null)' in err
+    answered, failed = (json.loads(line) for line in out.splitlines())
+    assert answered["question"] == "plain question" and answered["results"]
+    assert failed == {
+        "line": 2,
+        "error": {"code": "bad_question", "message": '"question" must be a string (it is null)'},
+    }
+    (generation(here / "index") / "vectors.faiss").write_bytes(b"junk")
     code, out, err = run("ask", "hello")
     assert code == 1 and "Traceback" not in err
-    assert (
-        err == "error: Index index is damaged (vectors.faiss is unreadable): "
-        "run `qa index --rebuild`.\n"
-    )
+    assert err.startswith("error: Index index is damaged (vectors.faiss has 4 bytes, not ")
+    assert "run `qa index --index index` to repair it" in err
 
 
 def test_usage_errors_exit_2(here: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from qa.runtime import PASSAGE_ENCODER, OnnxEmbedder, has_encoder, token_matches
 from qa.search import Answers, ask
 from qa.store import load_index
 
-from .conftest import REPO
+from .conftest import REPO, generation
 
 pytestmark = pytest.mark.model
 
@@ -61,7 +62,7 @@ def answers(shipped: tuple[Settings, Path]) -> Answers:
     settings, _ = shipped
     report = build_index(settings)
     assert report.embedded == report.chunks == 10
-    assert has_encoder(settings.index)
+    assert has_encoder(generation(settings.index))
     return ask(settings, [q for q, _ in QUESTIONS], k=3)
 
 
@@ -70,7 +71,7 @@ def test_the_onnx_encoder_reproduces_sentence_transformers(
 ) -> None:
     settings, _ = shipped
     texts = [q for q, _ in QUESTIONS] + [c.embed_text() for c in load_index(settings.index).chunks]
-    onnx = index_embedder(settings.index, answers.model)
+    onnx = index_embedder(generation(settings.index), answers.model)
     assert isinstance(onnx, OnnxEmbedder)
     full = load_embedder(answers.model)
     exact = full.embed(texts)
@@ -96,7 +97,10 @@ def test_passages_are_int8_by_default_and_fp32_on_request(
 ) -> None:
     settings, _ = shipped
     index = load_index(settings.index)
-    assert index.manifest.precision == "int8" and (settings.index / PASSAGE_ENCODER).is_file()
+    assert (
+        index.manifest.precision == "int8"
+        and (generation(settings.index) / PASSAGE_ENCODER).is_file()
+    )
     exact = load_embedder(answers.model).embed([c.embed_text() for c in index.chunks])
     int8 = (index.vectors() * exact).sum(axis=1)
     assert 0.97 <= float(int8.min()) and float(int8.max()) < 0.9999  # close, not the same
@@ -147,14 +151,18 @@ def test_sentence_states_come_from_the_passage_pass_and_are_kept(
     for name in ("sentence_starts.npy", "token_starts.npy"):
         damaged = settings.index.with_name(f"damaged-{name}")
         shutil.copytree(settings.index, damaged)
-        np.save(damaged / name, np.load(damaged / name)[:-1])
-        with pytest.raises(IndexCorruptError, match="sentence states do not match.*--rebuild"):
+        np.save(generation(damaged) / name, np.load(generation(damaged) / name)[:-1])
+        with pytest.raises(IndexCorruptError, match=f"{name} has .*run `qa index --index"):
             load_index(damaged)
-    # An index from before token states gets them at its next build, and is told why.
+    # An index of qa 0.1 (its files straight in the folder, no checksums) from before token
+    # states: read as it is, then given token states, checksums and generations by its next
+    # build, which says why it re-embeds.
     older = settings.index.with_name("older")
-    shutil.copytree(settings.index, older)
+    shutil.copytree(generation(settings.index), older)
     manifest = json.loads((older / "manifest.json").read_text())
-    del manifest["sentence_tokens"]
+    for key in ("sentence_tokens", "checksum", "contents", "corpus_absolute", "reading"):
+        del manifest[key]
+    manifest["corpus"] = os.path.relpath(settings.corpus, older)
     (older / "manifest.json").write_text(json.dumps(manifest))
     (older / "tokens.npy").unlink()
     assert load_index(older).sentence_states(top) is None
@@ -162,6 +170,12 @@ def test_sentence_states_come_from_the_passage_pass_and_are_kept(
     assert report.embedded == 10 and "no sentence token states" in (report.rebuilt or "")
     rebuilt = load_index(older).sentence_states(top)
     assert rebuilt is not None and np.allclose(rebuilt.vectors, states.vectors, atol=1e-3)
+    assert sorted(p.name for p in older.iterdir()) == [
+        "CURRENT",
+        "g000001",
+        "qa-index.json",
+        "write.lock",
+    ]
 
 
 def test_off_topic_questions_are_not_answered(
@@ -199,16 +213,16 @@ def test_a_second_build_embeds_nothing(answers: Answers, shipped: tuple[Settings
     settings, root = shipped
     report = build_index(settings)
     assert (report.embedded, report.reused) == (0, 10)
-    assert has_encoder(settings.index)
+    assert has_encoder(generation(settings.index))
     # An update handed a sentence-transformers embedder keeps the encoder it has (hard-linked
     # into the new index), instead of exporting the model again.
-    encoder = (settings.index / "encoder.onnx").stat().st_ino
+    encoder = (generation(settings.index) / "encoder.onnx").stat().st_ino
     (settings.corpus / "extra.md").write_text(
         "# Extra\n\nA short extra article about Tmall flagship stores and luxury brands in China."
     )
     embedder = load_embedder(answers.model)
     assert build_index(settings, embedder=embedder).embedded == 1
-    assert (settings.index / "encoder.onnx").stat().st_ino == encoder
+    assert (generation(settings.index) / "encoder.onnx").stat().st_ino == encoder
     (settings.corpus / "extra.md").unlink()
     build_index(settings)
 

@@ -12,7 +12,7 @@ from qa.indexer import build_index, current_index, index_status
 from qa.search import ask
 from qa.store import load_index
 
-from .conftest import FakeEmbedder
+from .conftest import FakeEmbedder, generation
 
 
 def settings_for(corpus: Path, tmp_path: Path, **kw: object) -> Settings:
@@ -103,7 +103,7 @@ def test_a_crash_while_building_leaves_the_previous_index_intact(
 ) -> None:
     s = settings_for(corpus, tmp_path)
     build_index(s, embedder=fake)
-    before = (s.index / "manifest.json").read_text()
+    before = (generation(s.index) / "manifest.json").read_text()
 
     class Exploding(FakeEmbedder):
         def embed(self, texts, progress=None):  # type: ignore[no-untyped-def]
@@ -112,7 +112,7 @@ def test_a_crash_while_building_leaves_the_previous_index_intact(
     (corpus / "new.txt").write_text("A brand new article about volcanoes erupting in Iceland.")
     with pytest.raises(KeyboardInterrupt):
         build_index(s, embedder=Exploding())
-    assert (s.index / "manifest.json").read_text() == before
+    assert (generation(s.index) / "manifest.json").read_text() == before
     # Interrupted while writing the new index's files: the old one is still whole.
     real_write = Path.write_text
 
@@ -125,9 +125,10 @@ def test_a_crash_while_building_leaves_the_previous_index_intact(
     with pytest.raises(KeyboardInterrupt):
         build_index(s, embedder=fake)
     monkeypatch.undo()
-    assert (s.index / "manifest.json").read_text() == before
+    assert (generation(s.index) / "manifest.json").read_text() == before
     assert load_index(s.index).manifest.chunks == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "index"]
+    assert not [p for p in s.index.iterdir() if p.name.startswith("tmp-")]
 
 
 def test_damaged_index_files_are_reported_with_a_fix(
@@ -135,18 +136,18 @@ def test_damaged_index_files_are_reported_with_a_fix(
 ) -> None:
     s = settings_for(corpus, tmp_path)
     build_index(s, embedder=fake)
-    (s.index / "vectors.faiss").write_bytes(b"garbage")
-    with pytest.raises(IndexCorruptError, match="qa index --rebuild"):
+    (generation(s.index) / "vectors.faiss").write_bytes(b"garbage")
+    with pytest.raises(IndexCorruptError, match="vectors.faiss has 7 bytes.*run `qa index --index"):
         load_index(s.index)
     # `qa index` repairs it, saying why it re-embedded everything.
     report = build_index(s, embedder=fake)
     assert report.rebuilt is not None and "damaged" in report.rebuilt
-    (s.index / "manifest.json").write_text("{not json")
-    with pytest.raises(IndexCorruptError, match="manifest.json is damaged"):
+    (generation(s.index) / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexCorruptError, match="manifest.json is unreadable"):
         load_index(s.index)
     build_index(s, embedder=fake)
-    (s.index / "chunks.jsonl").unlink()
-    with pytest.raises(IndexCorruptError, match="run `qa index --rebuild`"):
+    (generation(s.index) / "chunks.jsonl").unlink()
+    with pytest.raises(IndexCorruptError, match="chunks.jsonl is missing.*run `qa index --index"):
         load_index(s.index)
 
 
@@ -196,7 +197,7 @@ def test_large_collections_get_an_ivf_index_and_keep_exact_vectors(
     build_index(s, embedder=fake)
     index = load_index(s.index)
     assert (index.manifest.vector_index, index.manifest.nprobe) == ("IVF64,SQ8", 64)
-    assert index.exact is not None and (s.index / "vectors.npy").is_file()
+    assert index.exact is not None and (generation(s.index) / "vectors.npy").is_file()
     exact = fake.embed([c.embed_text() for c in index.chunks])
     assert np.allclose(index.vectors(), exact)  # updates reuse exact, not quantised, vectors
     found = index.search(exact[:20], 1)
@@ -210,7 +211,7 @@ def test_manifest_records_how_the_index_was_built(
 ) -> None:
     s = settings_for(corpus, tmp_path)
     build_index(s, embedder=fake)
-    manifest = json.loads((s.index / "manifest.json").read_text())
+    manifest = json.loads((generation(s.index) / "manifest.json").read_text())
     assert manifest["model"] == "fake-model" and manifest["dim"] == 256
     assert manifest["chunking"] == {"max_tokens": 64, "min_words": 8, "version": 1}
     assert manifest["corpus"] == "../corpus"
