@@ -480,7 +480,9 @@ def render_status(settings: Settings, state: Any, verify: bool) -> None:
         table.add_row("integrity", "no checksums (built by qa 0.1): `qa index` adds them")
     else:
         checked = (
-            "every file's checksum verified" if verify else "sizes checked (--verify: contents)"
+            "every file's checksum verified"
+            if verify
+            else "file sizes checked (--verify checks contents)"
         )
         table.add_row("integrity", checked)
     out.print(table)

@@ -304,7 +304,7 @@ def ask(
         embedder = embedding.index_embedder(index.path, index.manifest.model, settings.batch_size)
     found = search(index, embedder, questions, k, mode)
     return Answers(
-        corpus=index.manifest.corpus_path(index.path),
+        corpus=index.corpus(),
         model=index.manifest.model,
         answers=[replace(a, id=i) for a, i in zip(found, ids or [None] * len(found), strict=True)],
     )

@@ -134,7 +134,7 @@ def relative_corpus(corpus: Path, index_dir: Path) -> str:
 
 @dataclass
 class StoredIndex:
-    path: Path
+    path: Path  # the generation's folder, where its files (the encoder too) are
     manifest: Manifest
     chunks: list[Chunk]
     faiss_index: Any
@@ -149,6 +149,11 @@ class StoredIndex:
     token_starts: np.ndarray | None = None
     # row -> its sentences' spans (document coordinates) and terms; filled as questions need it
     sentences: dict[int, list[tuple[tuple[int, int], list[str]]]] = field(default_factory=dict)
+    index_dir: Path | None = None  # the index folder the generation is in
+
+    def corpus(self) -> Path:
+        """The corpus root that every chunk's source is relative to."""
+        return self.manifest.corpus_path(self.index_dir or self.path)
 
     def passage_sentences(self, row: int) -> list[tuple[tuple[int, int], list[str]]]:
         """A passage's sentences (the whole passage if it has none) with their BM25 terms."""
@@ -364,6 +369,7 @@ def _read(index_dir: Path, folder: Path, manifest: Manifest) -> StoredIndex:
         sentence_starts=starts,
         token_signs=signs,
         token_starts=token_starts,
+        index_dir=index_dir,
     )
 
 

@@ -94,6 +94,17 @@ def test_an_edited_corpus_path_is_damage_not_a_new_corpus(here: Path, tmp_path: 
     assert code == 1 and "None of the files" in err and "0000" not in out
 
 
+def test_an_index_inside_its_corpus_cites_the_corpus_files(
+    here: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(here / "corpus")
+    assert run("index", ".")[0] == 0
+    code, out, err = run("ask", "--json", "How deep is Lake Baikal in Siberia?")
+    assert code == 0 and json.loads(out)["results"][0]["source"] == "lakes.md"
+    code, out, err = run("ask", "How deep is Lake Baikal in Siberia?")
+    assert "\n1. " in "\n" + out and "lakes.md ¶2" in out and "index/" not in out
+
+
 def test_stale_work_of_killed_writers_is_removed_and_nothing_is_written_beside(
     here: Path,
 ) -> None:
