@@ -202,10 +202,7 @@ def _missing(path: Path, building: bool = False) -> str:
 
 def generations(path: Path) -> list[str]:
     """Names of the generation folders, oldest first."""
-    try:
-        names = [p.name for p in path.iterdir() if _GENERATION.fullmatch(p.name) and p.is_dir()]
-    except OSError:
-        return []
+    names = [p.name for p in _listing(path) if _GENERATION.fullmatch(p.name) and p.is_dir()]
     return sorted(names, key=lambda n: int(n[1:]))
 
 
@@ -250,23 +247,29 @@ def clean_stale(path: Path) -> list[str]:
     staging folders inside the index, and the `.NAME.tmp-PID`/`.NAME.encoder-PID`/`.NAME.old`
     folders qa 0.1 wrote beside it. Returns what was removed."""
     removed = []
-    try:
-        inside = [p for p in path.iterdir() if p.name.startswith(_STAGING) and p.is_dir()]
-    except OSError:
-        inside = []
+    inside = [p for p in _listing(path) if p.name.startswith(_STAGING) and p.is_dir()]
     pointer = _read_pointer(path)
     for name in generations(path)[:-2]:  # an interrupted prune
         if name != pointer:
             inside.append(path / name)
     legacy = re.compile(rf"\.{re.escape(path.name)}\.(tmp|encoder)-\d+")
-    try:
-        beside = [p for p in path.parent.iterdir() if legacy.fullmatch(p.name) and p.is_dir()]
-    except OSError:
-        beside = []
+    beside = [p for p in _listing(path.parent) if legacy.fullmatch(p.name) and p.is_dir()]
     for folder in inside + [p for p in beside if _only_index_files(p)]:
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder.name)
+    half_written = re.compile(rf"\.({re.escape(POINTER)}|{re.escape(MARKER)})\.\d+\.tmp")
+    for file in _listing(path):
+        if half_written.fullmatch(file.name):
+            file.unlink(missing_ok=True)
+            removed.append(file.name)
     return removed
+
+
+def _listing(path: Path) -> list[Path]:
+    try:
+        return list(path.iterdir())
+    except OSError:
+        return []
 
 
 def _read_pointer(path: Path) -> str | None:

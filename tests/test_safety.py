@@ -110,6 +110,7 @@ def test_stale_work_of_killed_writers_is_removed_and_nothing_is_written_beside(
 ) -> None:
     assert run("index")[0] == 0
     index = here / "index"
+    (index / ".CURRENT.4242.tmp").write_text("g000009\n")  # killed while switching over
     (index / "tmp-99999-deadbeef").mkdir()
     (index / "tmp-99999-deadbeef" / "vectors.faiss").write_bytes(b"x" * 1000)
     (here / ".index.tmp-4242").mkdir()  # what qa 0.1 left beside its index
