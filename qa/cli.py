@@ -21,13 +21,12 @@ from rich.table import Table
 from rich.text import Text
 
 from qa import __version__
-from qa.config import Settings
+from qa.config import MODES, Settings, parse_size
 from qa.errors import InputError, QAError
 from qa.evaluate import eval_index, evaluate_beir, evaluate_spans
 from qa.indexer import IndexReport, build_index, index_status
-from qa.search import MODES, Answer, Answers, Hit, check_question
+from qa.search import Answer, Answers, Hit, check_question
 from qa.search import ask as ask_questions
-from qa.sources import parse_size
 
 app = typer.Typer(
     help="Ask questions about a folder of articles; get passages with exact citations.",

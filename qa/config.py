@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,19 @@ class Reading:
         )
 
 
+MODES = ("hybrid", "dense", "lexical")  # how passages are found (qa.search)
+FORMATS = ("text", "json", "jsonl", "markdown")  # how answers are printed (qa.cli)
+PRECISIONS = ("int8", "fp32")  # of passage vectors (qa.runtime)
+CONFIG_FILE = "qa.toml"
+
+
 @dataclass(frozen=True)
 class Settings:
+    """Where the index and corpus are and how to ask. Each value comes from the first of: a
+    flag, a QA_* environment variable, the chosen collection, the project's qa.toml (found in
+    the current folder or a parent, as git finds .git), the user's config.toml
+    ($XDG_CONFIG_HOME/qa/config.toml), the built-in default; `origins` says which."""
+
     # QA_CORPUS; None means "the index's corpus, or corpus/ for a new index"
     corpus: Path | None = None
     index: Path = DEFAULT_INDEX  # QA_INDEX
@@ -67,52 +79,238 @@ class Settings:
     batch_size: int = 32  # QA_BATCH_SIZE
     # QA_PRECISION (int8|fp32) of passage vectors; None: the index's, or DEFAULT_PRECISION
     precision: str | None = None
-    # whether --index or QA_INDEX named the index: only the default one is built by `ask`
+    # whether a flag or QA_INDEX named the index: only a default or configured one is built
+    # by `ask`, so that a typo never answers from another corpus
     index_given: bool = False
     # how to read the corpus folder: None keeps the index's (or Reading() for a new index)
     exclude: tuple[str, ...] | None = None
     follow_symlinks: bool | None = None
     max_file_size: int | None = None
+    k: int = 5  # QA_K: passages per question
+    mode: str = "hybrid"  # QA_MODE
+    format: str = "text"  # QA_FORMAT
+    collection: str | None = None  # QA_COLLECTION: a [collections.NAME] table of a config file
+    origins: dict[str, str] = field(default_factory=dict, compare=False)  # value -> its source
 
     @classmethod
-    def resolve(
-        cls,
-        *,
-        corpus: Path | None = None,
-        index: Path | None = None,
-        model: str | None = None,
-        batch_size: int | None = None,
-        precision: str | None = None,
-        exclude: tuple[str, ...] | None = None,
-        follow_symlinks: bool | None = None,
-        max_file_size: int | None = None,
-    ) -> Settings:
-        env = os.environ
-        if index is not None and not str(index).strip():
-            raise InputError("--index is empty: name the index folder, e.g. --index index/.")
-        if corpus is not None and not str(corpus).strip():
-            raise InputError("The corpus is empty: name a folder of articles, e.g. corpus/.")
-        named = index or (Path(env["QA_INDEX"]) if env.get("QA_INDEX", "").strip() else None)
-        return cls(
-            corpus=corpus or (Path(env["QA_CORPUS"]) if env.get("QA_CORPUS", "").strip() else None),
-            index=named or DEFAULT_INDEX,
-            model=model or env.get("QA_MODEL") or None,
-            batch_size=batch_size or _positive("QA_BATCH_SIZE", env.get("QA_BATCH_SIZE"), 32),
-            precision=precision or env.get("QA_PRECISION") or None,
-            index_given=named is not None,
-            exclude=exclude,
-            follow_symlinks=follow_symlinks,
-            max_file_size=max_file_size,
-        )
+    def resolve(cls, **given: Any) -> Settings:
+        """Settings from the flags given (None: not given), the environment and config files."""
+        return _resolve(given, os.environ, Path.cwd())
 
 
-def _positive(name: str, value: str | None, default: int) -> int:
-    if value is None or not value.strip():
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise InputError(f"{name} must be a whole number of at least 1 (it is {value!r}).")
+def _resolve(given: dict[str, Any], env: Mapping[str, str], cwd: Path) -> Settings:
+    unknown = set(given) - set(_KEYS) - {"collection"}
+    if unknown:
+        raise TypeError(f"unknown settings: {sorted(unknown)}")
+    layers: list[tuple[str, dict[str, Any]]] = [("flag", _flags(given))]
+    layers.append(("environment", _environment(env)))
+    user_path = _user_config(env)
+    project_path = _find_project(cwd)
+    files = [(p, _read_file(p)) for p in (project_path, user_path) if p is not None]
+    collection = _flag_or_env(given.get("collection"), env.get("QA_COLLECTION"))
+    defaults: dict[str, Any] = {}
+    if collection is not None:
+        for path, raw in files:
+            table = raw.get("collections", {}).get(collection)
+            if table is not None:
+                layers.append((f"collection {collection} in {path}", _file_values(table, path)))
+                defaults["index"] = _collection_index(path, collection, path == user_path, env)
+                break
+        else:
+            known = sorted({n for _, raw in files for n in raw.get("collections", {})})
+            raise InputError(
+                f"No collection {collection!r} in "
+                + (" or ".join(str(p) for p, _ in files) or f"a {CONFIG_FILE}")
+                + (f": known ones are {', '.join(known)}." if known else ".")
+                + " Add a [collections.NAME] table with a corpus."
+            )
+    for path, raw in files:
+        layers.append((str(path), _file_values(raw, path)))
+    if project_path is not None and "index" not in defaults:
+        defaults["index"] = project_path.parent / DEFAULT_INDEX
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for name in _KEYS:
+        for origin, layer in layers:
+            if layer.get(name) is not None:
+                values[name], origins[name] = layer[name], origin
+                break
+        else:
+            if name in defaults:
+                values[name], origins[name] = defaults[name], "default"
+    index_given = origins.get("index") in ("flag", "environment")
+    return Settings(**values, index_given=index_given, collection=collection, origins=origins)
+
+
+def _flag_or_env(flag: str | None, env: str | None) -> str | None:
+    for value in (flag, env):
+        if value is not None and value.strip():
+            return value.strip()
+    return None
+
+
+def _flags(given: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, value in given.items():
+        if name == "collection" or value is None:
+            continue
+        if name in ("corpus", "index") and not str(value).strip():
+            raise InputError(f"--{name} is empty: name a folder, e.g. --{name} {name}/.")
+        out[name] = Path(value) if name in ("corpus", "index") else value
+    return out
+
+
+# setting -> (environment variable or None, parser of a string or file value)
+def _path(value: Any) -> Path:
+    if not isinstance(value, (str, Path)) or not str(value).strip():
+        raise ValueError("a folder name")
+    return Path(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("a non-empty string")
+    return value
+
+
+def _positive(value: Any) -> int:
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, str):
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+    if number is None or number < 1:
+        raise ValueError("a whole number of at least 1")
     return number
+
+
+def _choice(choices: tuple[str, ...]) -> Any:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError("one of " + ", ".join(choices))
+        return str(value)
+
+    return parse
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("true or false")
+    return value
+
+
+def _patterns(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("a list of gitignore-style patterns")
+    return tuple(value)
+
+
+def _file_size(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        return parse_size(value)
+    raise ValueError("a size such as 64M, 2G or 0")
+
+
+_KEYS: dict[str, tuple[str | None, Any]] = {
+    "corpus": ("QA_CORPUS", _path),
+    "index": ("QA_INDEX", _path),
+    "model": ("QA_MODEL", _text),
+    "batch_size": ("QA_BATCH_SIZE", _positive),
+    "precision": ("QA_PRECISION", _choice(PRECISIONS)),
+    "exclude": (None, _patterns),
+    "follow_symlinks": (None, _boolean),
+    "max_file_size": (None, _file_size),
+    "k": ("QA_K", _positive),
+    "mode": ("QA_MODE", _choice(MODES)),
+    "format": ("QA_FORMAT", _choice(FORMATS)),
+}
+
+
+def _environment(env: Mapping[str, str]) -> dict[str, Any]:
+    out = {}
+    for name, (variable, parse) in _KEYS.items():
+        raw = env.get(variable) if variable else None
+        if raw is None or not raw.strip():
+            continue  # an empty variable is an unset one
+        try:
+            out[name] = parse(raw)
+        except ValueError as exc:
+            raise InputError(f"{variable} must be {exc} (it is {raw!r}).") from None
+    return out
+
+
+def _user_config(env: Mapping[str, str]) -> Path | None:
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    path = Path(base) / "qa" / "config.toml"
+    return path if path.is_file() else None
+
+
+def _find_project(cwd: Path) -> Path | None:
+    for folder in (cwd, *cwd.parents):
+        candidate = folder / CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _collection_index(path: Path, name: str, user: bool, env: Mapping[str, str]) -> Path:
+    """Where a collection's index goes when its table names none: beside a project's qa.toml
+    (.qa/NAME, hidden, so a corpus beside it never reads it), or in the user's data folder."""
+    if user:
+        base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base) / "qa" / name
+    return path.parent / ".qa" / name
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"Cannot read {path}: {exc}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path} is not valid TOML ({exc}).") from None
+    collections = raw.get("collections", {})
+    if not isinstance(collections, dict) or not all(
+        isinstance(t, dict) for t in collections.values()
+    ):
+        raise InputError(f"{path}: [collections.NAME] must be tables, e.g. [collections.news].")
+    return raw
+
+
+def _file_values(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    out = {}
+    for name, value in raw.items():
+        if name == "collections":
+            continue
+        if name not in _KEYS:
+            known = ", ".join(_KEYS)
+            raise InputError(f"{path}: unknown setting {name!r} (known: {known}).")
+        try:
+            parsed = _KEYS[name][1](value)
+        except ValueError as exc:
+            raise InputError(f"{path}: {name} must be {exc} (it is {value!r}).") from None
+        if name in ("corpus", "index"):
+            parsed = path.parent / parsed  # relative to the file, wherever qa runs from
+        out[name] = parsed
+    return out
+
+
+def parse_size(text: str) -> int:
+    """'64M', '2G', '500k', '1000' (bytes) or '0' (no limit) -> bytes."""
+    value = text.strip().lower().removesuffix("b").removesuffix("i")
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}.get(value[-1:], 1)
+    number = value[:-1] if scale > 1 else value
+    try:
+        size = float(number)
+    except ValueError:
+        size = -1.0
+    if not size >= 0:
+        raise ValueError(f"{text!r} is not a size: use e.g. 64M, 2G or 0 for no limit")
+    return int(size * scale)

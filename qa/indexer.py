@@ -15,7 +15,7 @@ import numpy as np
 
 from qa import embed as embedding
 from qa import layout
-from qa.config import DEFAULT_MODEL, DEFAULT_PRECISION, Reading, Settings
+from qa.config import DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS, Reading, Settings
 from qa.corpus import Chunk, ChunkingParams, SkippedSource, chunk_documents, read_documents
 from qa.errors import (
     CorpusError,
@@ -30,7 +30,6 @@ from qa.lexical import build_lexical
 from qa.runtime import (
     ENCODER_FILES,
     PASSAGE_ENCODER,
-    PRECISIONS,
     EncoderSpec,
     OnnxEmbedder,
     SentenceStates,
@@ -45,6 +44,7 @@ from qa.store import (
     Manifest,
     StoredIndex,
     choose_index,
+    document_line,
     fingerprint,
     link_or_copy,
     load_index,
@@ -285,6 +285,7 @@ def _update(
 
     files: dict[str, FileEntry] = {}
     chunks: list[Chunk] = []
+    documents: dict[str, list[bytes]] = {}  # each source's documents (store.document_line)
     skipped: list[str] = list(unlisted)
     changed_files = 0
     for number, source in enumerate(sources, start=1):
@@ -297,7 +298,12 @@ def _update(
             files[name] = before
             if before.skipped:
                 skipped.append(before.skipped)
+                continue
             chunks.extend(old.chunks[row] for row in old_by_source.get(name, []))
+            kept = old.document_lines(name)
+            if kept is None and content.data is not None:  # an index from before documents
+                kept = [document_line(d) for d in read_documents(name, content.data)]
+            documents[name] = kept or []
             continue
         changed_files += 1
         if content.data is None:
@@ -313,12 +319,13 @@ def _update(
             continue
         own = chunk_documents(docs, build.params, embedder.count_tokens)
         chunks.extend(own)
+        documents[name] = [document_line(d) for d in docs]
         files[name] = FileEntry(sha256=content.digest, size=len(content.data), chunks=len(own))
     for why in skipped:
         log.warning("%s", why)
     if not chunks:
         raise CorpusError(f"Corpus {build.root} has no text to index: add some articles.")
-    report = _finish(build, files, chunks, embedder, encoder, progress)
+    report = _finish(build, files, chunks, documents, embedder, encoder, progress)
     return replace(report, files=len(sources), changed_files=changed_files, skipped=skipped)
 
 
@@ -407,6 +414,7 @@ def _finish(
     build: _Build,
     files: dict[str, FileEntry],
     chunks: list[Chunk],
+    documents: dict[str, list[bytes]],
     embedder: embedding.Embedder,
     encoder: Path | None,
     progress: Progress | None,
@@ -422,6 +430,7 @@ def _finish(
         and old.manifest.corpus == corpus
         and old.manifest.reading == build.reading.as_json()
         and old.manifest.contents  # a qa 0.1 index gets its checksums and new layout
+        and old.manifest.documents_kept
     ):  # nothing to do: leave the index on disk untouched
         n = len(chunks)
         return IndexReport(old.manifest.documents, n, 0, n, 0, files=0, changed_files=0)
@@ -449,6 +458,7 @@ def _finish(
         precision=build.precision,
         sentence_vectors=sentences is not None,
         sentence_tokens=sentences is not None,
+        documents_kept=True,
     )
     if old is not None and chunks == old.chunks:
         lexical = old.lexical
@@ -461,7 +471,9 @@ def _finish(
             previous=old.lexical if old else None,
             reuse=[old_rows.get(c.sha256) for c in chunks],
         )
-    write_generation(build.staged, manifest, chunks, vectors, lexical, encoder, sentences)
+    write_generation(
+        build.staged, manifest, chunks, vectors, lexical, encoder, sentences, documents
+    )
     layout.publish(index_dir, build.staged, {"corpus": corpus})
     return IndexReport(
         documents=manifest.documents,

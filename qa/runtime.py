@@ -36,7 +36,6 @@ ENCODER_META = "encoder.json"
 TOKENIZER = "tokenizer.json"
 ENCODER_FILES = (ENCODER, ENCODER_META, TOKENIZER)  # what answering questions needs
 PASSAGE_ENCODER = "encoder.int8.onnx"  # kept beside them when passages are embedded in int8
-PRECISIONS = ("int8", "fp32")  # of passage vectors
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from qa import embed as embedding
-from qa.config import Settings
+from qa.config import MODES, Settings
 from qa.corpus import Chunk
 from qa.errors import InputError
 from qa.indexer import Progress, current_index
@@ -53,7 +53,6 @@ def check_question(question: str) -> str:
     return question
 
 
-MODES = ("hybrid", "dense", "lexical")
 POOL = 100  # candidates each side contributes before fusion
 # Hybrid candidates re-ranked. SQuAD hit@5 / SciFact nDCG@10 at depth 10: 0.9691 / 0.7272,
 # 15: 0.9702 / 0.7283, 20: 0.9707 / 0.7250 (int8 index with sentence vectors)

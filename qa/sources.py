@@ -185,17 +185,3 @@ def _size(n: int) -> str:
         if n >= 1 << shift:
             return f"{n / (1 << shift):.1f} {unit}"
     return f"{n} bytes"
-
-
-def parse_size(text: str) -> int:
-    """'64M', '2G', '500k', '1000' (bytes) or '0' (no limit) -> bytes."""
-    value = text.strip().lower().removesuffix("b").removesuffix("i")
-    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}.get(value[-1:], 1)
-    number = value[:-1] if scale > 1 else value
-    try:
-        size = float(number)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a size: use e.g. 64M, 2G or 0 for no limit") from None
-    if size < 0 or size != size:
-        raise ValueError(f"{text!r} is not a size: use e.g. 64M, 2G or 0 for no limit")
-    return int(size * scale)

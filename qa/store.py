@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from qa import __version__, layout
-from qa.corpus import Chunk, ChunkingParams, passage_sentences
+from qa.corpus import Chunk, ChunkingParams, Document, passage_sentences
 from qa.errors import IndexCorruptError, IndexMissingError
 from qa.integrity import (
     FileSum,
@@ -46,6 +46,9 @@ SENTENCES, SENTENCE_STARTS = "sentences.npy", "sentence_starts.npy"
 # Every sentence's token sign bits (qa.runtime.SentenceStates, in sentence order) and the index
 # of each sentence's first token
 TOKENS, TOKEN_STARTS = "tokens.npy", "token_starts.npy"
+# Every document as it was read (qa.corpus.Document: the text that offsets index, its title and
+# metadata), one JSON line each, and where each line starts, for `ask -C` and `qa show`
+DOCUMENTS, DOCUMENT_OFFSETS = "documents.jsonl", "documents.offsets.json"
 
 # Exact search while it is fast enough; past that, IVF with 8-bit scalar quantisation
 # (bench/results/large.md has the measurements behind these numbers).
@@ -97,6 +100,7 @@ class Manifest:
     # only sentence_tokens, sentence_vectors is still written for the qa before it
     sentence_vectors: bool = False
     sentence_tokens: bool = False
+    documents_kept: bool = False  # DOCUMENTS written (qa 0.2 on)
     format_version: int = FORMAT_VERSION
     qa_version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
@@ -150,6 +154,8 @@ class StoredIndex:
     # row -> its sentences' spans (document coordinates) and terms; filled as questions need it
     sentences: dict[int, list[tuple[tuple[int, int], list[str]]]] = field(default_factory=dict)
     index_dir: Path | None = None  # the index folder the generation is in
+    # source -> the byte range of its documents' lines in DOCUMENTS, read when first needed
+    _document_offsets: dict[str, tuple[int, int]] | None = None
 
     def corpus(self) -> Path:
         """The corpus root that every chunk's source is relative to."""
@@ -215,6 +221,36 @@ class StoredIndex:
     def vectors(self) -> np.ndarray:
         """Every passage's exact vector, in row order."""
         return np.asarray(self.exact, dtype=np.float32)
+
+    def document(self, source: str, doc_id: str | None) -> Document | None:
+        """A document as it was indexed (None if the index keeps no documents or not it)."""
+        lines = self._document_lines(source)
+        for line in lines:
+            raw = json.loads(line)
+            if raw["doc_id"] == doc_id:
+                return Document(**raw)
+        return None
+
+    def document_lines(self, source: str) -> list[bytes] | None:
+        """The stored JSON lines of a source's documents, None if the index keeps none."""
+        if not self.manifest.documents_kept:
+            return None
+        return self._document_lines(source)
+
+    def _document_lines(self, source: str) -> list[bytes]:
+        if not self.manifest.documents_kept:
+            return []
+        if self._document_offsets is None:
+            raw = json.loads((self.path / DOCUMENT_OFFSETS).read_text(encoding="utf-8"))
+            self._document_offsets = {
+                s: (int(a), int(b)) for s, a, b in zip(*raw.values(), strict=True)
+            }
+        span = self._document_offsets.get(source)
+        if span is None:
+            return []
+        with (self.path / DOCUMENTS).open("rb") as f:
+            f.seek(span[0])
+            return f.read(span[1] - span[0]).splitlines()
 
 
 def read_manifest(index_dir: Path) -> Manifest:
@@ -381,6 +417,7 @@ def write_generation(
     lexical: LexicalIndex,
     encoder: Path | None = None,
     sentences: list[SentenceStates] | None = None,
+    documents: dict[str, list[bytes]] | None = None,
 ) -> None:
     """Write a generation's files into folder (a staging folder, which may already hold the
     encoder files), then its manifest with every file's checksum; qa.layout.publish makes it
@@ -410,6 +447,8 @@ def write_generation(
             link_or_copy(encoder / name, folder / name)
     elif manifest.precision == "fp32":
         (folder / PASSAGE_ENCODER).unlink(missing_ok=True)
+    if documents is not None:
+        _save_documents(folder, documents)
     with (folder / CHUNKS).open("w", encoding="utf-8") as f:
         for chunk in chunks:
             # vars(), not asdict(): a flat dataclass needs no deep copy (1.2 s -> 0.1 s
@@ -421,6 +460,24 @@ def write_generation(
     (folder / MANIFEST).write_text(
         json.dumps(raw, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
+
+
+def _save_documents(folder: Path, documents: dict[str, list[bytes]]) -> None:
+    """DOCUMENTS, and DOCUMENT_OFFSETS: each source's byte range in it."""
+    sources, starts, ends = [], [], []
+    with (folder / DOCUMENTS).open("wb") as f:
+        for source, lines in documents.items():
+            sources.append(source)
+            starts.append(f.tell())
+            for line in lines:
+                f.write(line + b"\n")
+            ends.append(f.tell())
+    offsets = {"sources": sources, "starts": starts, "ends": ends}
+    (folder / DOCUMENT_OFFSETS).write_text(json.dumps(offsets, ensure_ascii=False), "utf-8")
+
+
+def document_line(document: Document) -> bytes:
+    return json.dumps(vars(document), ensure_ascii=False).encode("utf-8")
 
 
 def _save_states(directory: Path, sentences: list[SentenceStates], dim: int) -> None:

@@ -229,3 +229,24 @@ def test_an_unknown_precision_is_a_clear_error(
 ) -> None:
     with pytest.raises(InputError, match="Unknown precision 'int4': use int8 or fp32"):
         build_index(settings_for(corpus, tmp_path, precision="int4"), embedder=fake)
+
+
+def test_the_index_keeps_each_document_as_read_and_updates_reuse_it(
+    corpus: Path, tmp_path: Path, fake: FakeEmbedder
+) -> None:
+    s = settings_for(corpus, tmp_path)
+    build_index(s, embedder=fake)
+    index = load_index(s.index)
+    doc = index.document("lakes.md", None)
+    assert doc is not None and doc.title == "Lakes of the north"
+    assert doc.text == (corpus / "lakes.md").read_text(encoding="utf-8")
+    for chunk in index.chunks:
+        own = index.document(chunk.source, chunk.doc_id)
+        assert own is not None and own.text[chunk.start : chunk.end] == chunk.text
+    (corpus / "cooking.txt").write_text("Pasta is boiled in salted water until it is al dente.")
+    build_index(s, embedder=fake)
+    index = load_index(s.index)
+    cooking = index.document("cooking.txt", None)
+    assert cooking is not None and cooking.text.startswith("Pasta")
+    assert index.document("lakes.md", None) == doc
+    assert index.document("missing.txt", None) is None
