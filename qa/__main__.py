@@ -1,4 +1,5 @@
-"""`qa` and `python -m qa`: the CLI, with Ctrl-C honest from the first instant.
+"""`qa` and `python -m qa`: the CLI, with Ctrl-C honest from the first instant and usage
+errors in JSON when JSON was asked for.
 
 Nothing heavy is imported before the try: an interrupt while typer, rich or numpy load (the
 first half second) ends with a line and exit code 130, never a traceback.
@@ -9,12 +10,13 @@ import sys
 
 def main() -> None:
     try:
-        from qa.cli import app
+        from qa.cli import run
 
-        app(prog_name="qa")
+        code = run(sys.argv[1:])
     except KeyboardInterrupt:
         sys.stderr.write("interrupted: the index on disk is unchanged.\n")
-        sys.exit(130)
+        code = 130
+    sys.exit(code)
 
 
 if __name__ == "__main__":

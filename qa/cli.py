@@ -1,84 +1,136 @@
-"""The command line: parse, call one library function, render. The only user of typer and rich."""
+"""The command line: parse, call one library function, render (qa.render). With render.py, the
+only user of typer and rich."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.padding import Padding
-from rich.table import Table
-from rich.text import Text
 
-from qa import __version__
-from qa.config import MODES, Settings, parse_size
+from qa import __version__, schema
+from qa.config import CONFIG_FILE, Settings, parse_size
 from qa.errors import InputError, QAError
 from qa.evaluate import eval_index, evaluate_beir, evaluate_spans
 from qa.indexer import IndexReport, build_index, index_status
-from qa.search import Answer, Answers, Hit, check_question
+from qa.layout import MARKER
+from qa.render import Printer, dumps, safe, status_rows
 from qa.search import ask as ask_questions
+from qa.search import check_question
+
+__all__ = ["app", "dumps", "safe"]
 
 app = typer.Typer(
     help="Ask questions about a folder of articles; get passages with exact citations.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Mode(StrEnum):
+    hybrid = "hybrid"
+    dense = "dense"
+    lexical = "lexical"
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+    jsonl = "jsonl"
+    markdown = "markdown"
+
+
+class Precision(StrEnum):
+    int8 = "int8"
+    fp32 = "fp32"
+
+
+def complete_index(incomplete: str) -> list[str]:
+    """Folders that are qa indexes, for shell completion of --index."""
+    base = Path(incomplete).parent if incomplete else Path(".")
+    try:
+        folders = [p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return []
+    names = [str(p) if incomplete else p.name for p in folders]
+    indexes = [n for n, p in zip(names, folders, strict=True) if (p / MARKER).is_file()]
+    return sorted(n for n in (indexes or names) if n.startswith(incomplete))
+
 
 IndexOpt = Annotated[
-    Path | None, typer.Option("--index", help="Index directory [env QA_INDEX; default index/].")
+    Path | None,
+    typer.Option(
+        "--index",
+        help="Index folder (env QA_INDEX; default: index/, or the collection's).",
+        autocompletion=complete_index,
+        show_default=False,
+    ),
+]
+CollectionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "-c",
+        "--collection",
+        help=f"A named collection (a collections.NAME table of {CONFIG_FILE} or config.toml): "
+        "its corpus, index and defaults (env QA_COLLECTION).",
+        show_default=False,
+    ),
 ]
 ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help="sentence-transformers model name or path [env QA_MODEL; default: the index's "
-        "model, else the bundled all-MiniLM-L6-v2].",
+        help="sentence-transformers model name or path (env QA_MODEL; default: the index's "
+        "model, else the bundled all-MiniLM-L6-v2).",
+        show_default=False,
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
+FormatOpt = Annotated[
+    Format | None,
+    typer.Option(
+        "--format",
+        help="Output: text (styled on a terminal, plain in a pipe), json (one object), jsonl "
+        "(one line a hit) or markdown (env QA_FORMAT; default: text).",
+        show_default=False,
+        case_sensitive=False,
+    ),
+]
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Shorthand for --format json.", metavar="", show_default=False),
+]
 ModeOpt = Annotated[
-    str,
-    typer.Option("--mode", help="Retrieval: hybrid (keywords + meaning), dense or lexical."),
+    Mode | None,
+    typer.Option(
+        "--mode",
+        help="Retrieval: hybrid (keywords + meaning), dense or lexical (env QA_MODE; "
+        "default: hybrid).",
+        show_default=False,
+        case_sensitive=False,
+    ),
+]
+WidthOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--width",
+        min=20,
+        help="Wrap text at this many columns (default: the terminal's width; no wrapping in "
+        "a pipe).",
+        show_default=False,
+    ),
 ]
 
 
-# Characters a terminal acts on: C0 controls but tab and newline, DEL, C1 controls, and the
-# bidirectional overrides that can make text read other than it is. Text from files (titles,
-# passages, file names) is printed with each replaced by one visible character, so an article
-# can never move the cursor, set the window title or clear the screen (offsets still hold).
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def safe(text: str) -> str:
-    """text fit for a terminal: control characters shown as symbols, one for one."""
-    return _CONTROL.sub(_symbol, text)
-
-
-def _symbol(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if code < 0x20:
-        return chr(0x2400 + code)  # the Control Pictures block: ␛ for ESC
-    return "\u2421" if code == 0x7F else "\ufffd"
-
-
-def dumps(body: object) -> str:
-    """One line of JSON; C1 controls escaped too (json leaves them raw), so that JSON shown
-    in a terminal is as safe as text."""
-    text = json.dumps(body, ensure_ascii=False)
-    return re.sub("[\x7f-\x9f\u2028\u2029]", lambda m: f"\\u{ord(m.group()):04x}", text)
+def flag(name: str, help: str) -> Any:
+    """An on/off option: no value, no --no-NAME twin."""
+    return typer.Option(name, help=help, metavar="", show_default=False)
 
 
 class WarningsToStderr(logging.Handler):
@@ -89,8 +141,9 @@ class WarningsToStderr(logging.Handler):
 
 
 @contextmanager
-def errors_to_exit() -> Iterator[None]:
-    """The one error boundary: expected errors become a message and exit code 1."""
+def errors_to_exit(printer: Printer) -> Iterator[None]:
+    """The one error boundary: expected errors become a message (and a JSON object on
+    stdout with a JSON format) and exit code 1; a usage error, exit 2; Ctrl-C, 130."""
     logger = logging.getLogger("qa")
     if not any(isinstance(h, WarningsToStderr) for h in logger.handlers):
         logger.addHandler(WarningsToStderr(logging.WARNING))
@@ -98,41 +151,82 @@ def errors_to_exit() -> Iterator[None]:
     try:
         yield
     except QAError as exc:
-        err.print(f"[red]error:[/red] {escape(safe(str(exc)))}")
+        printer.error(schema.error_code(exc), str(exc))
         raise typer.Exit(1) from None
+    except typer.BadParameter as exc:
+        printer.error("usage", exc.format_message())
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        err.print("interrupted: the index on disk is unchanged.")
+        printer.note("interrupted: the index on disk is unchanged.")
         raise typer.Exit(130) from None
 
 
 @contextmanager
-def progress_bar() -> Iterator[Callable[[str, int, int], None] | None]:
-    """A rich progress bar on stderr, only when stderr is a terminal."""
-    if not err.is_terminal:
+def progress_bar(printer: Printer) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress display on stderr, only when stderr is a terminal: a bar (with passages/s
+    while embedding) for counted steps, a spinner with the elapsed time for the others."""
+    if not printer.err.is_terminal:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
 
-    with Progress(
+    class Rate(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            if not task.total or not task.speed:
+                return Text("")
+            return Text(f"{task.speed:.0f}/s", style="progress.data.speed")
+
+    class Count(MofNCompleteColumn):
+        def render(self, task: Any) -> Text:
+            return super().render(task) if task.total else Text("")
+
+    counted = Progress(
+        SpinnerColumn(),
         "[progress.description]{task.description}",
         BarColumn(),
-        MofNCompleteColumn(),
+        Count(),
+        Rate(),
+        TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=err,
+        console=printer.err,
         transient=True,
-    ) as bar:
+        redirect_stdout=False,  # answers and reports are printed after the bar is gone
+    )
+    with counted as bar:
         tasks: dict[str, Any] = {}
+        spinning: set[str] = set()
 
         def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+            if stage not in tasks:  # a total of 0: a step without a count (a spinner)
+                for name in spinning:  # a new step: the one before is over
+                    bar.remove_task(tasks.pop(name))
+                spinning.clear()
+                tasks[stage] = bar.add_task(stage, total=total or None)
+                if not total:
+                    spinning.add(stage)
+            bar.update(tasks[stage], completed=done, total=total or None)
 
         yield update
 
 
-def note(message: str) -> None:
-    err.print(escape(safe(message)))
+def printer_for(fmt: Format | None, as_json: bool, width: int | None = None) -> Printer:
+    chosen = "json" if as_json else fmt.value if fmt else None
+    return Printer(chosen or "text", width)
+
+
+def settled(printer: Printer, settings: Settings, fmt: Format | None, as_json: bool) -> None:
+    """A format from the config applies when no flag chose one."""
+    if fmt is None and not as_json:
+        printer.format = settings.format
 
 
 @app.command()
@@ -140,20 +234,25 @@ def index(
     corpus: Annotated[
         Path | None,
         typer.Argument(
-            help="Folder of .txt/.md/.jsonl articles, or a .jsonl collection "
-            "[env QA_CORPUS; default: the index's corpus, else corpus/]."
+            help="Folder of .txt/.md/.jsonl articles, or a .jsonl collection (env QA_CORPUS; "
+            "default: the index's corpus, else corpus/).",
+            show_default=False,
         ),
     ] = None,
     index_dir: IndexOpt = None,
+    collection: CollectionOpt = None,
     model: ModelOpt = None,
-    rebuild: Annotated[bool, typer.Option(help="Re-embed every passage.")] = False,
+    rebuild: Annotated[
+        bool, flag("--rebuild", "Re-embed every passage, from the index's corpus.")
+    ] = False,
     precision: Annotated[
-        str | None,
+        Precision | None,
         typer.Option(
             "--precision",
             help="Passage vectors: int8 (2x sentence-transformers' speed) or fp32 (exactly "
-            "the model's) [env QA_PRECISION; default: the index's, else int8]. Questions are "
+            "the model's) (env QA_PRECISION; default: the index's, else int8). Questions are "
             "always fp32.",
+            show_default=False,
         ),
     ] = None,
     exclude: Annotated[
@@ -163,14 +262,17 @@ def index(
             metavar="GLOB",
             help="Leave out files matching this gitignore-style pattern (repeatable), besides "
             "those the corpus's .qaignore names; kept for later updates.",
+            show_default=False,
         ),
     ] = None,
     follow_symlinks: Annotated[
         bool | None,
         typer.Option(
             "--follow-symlinks/--no-follow-symlinks",
-            help="Also read links that lead outside the corpus folder (by default they are "
-            "skipped with a warning; links inside it are always followed).",
+            help="Also read links that lead outside the corpus folder (default: skipped with a "
+            "warning; links inside it are always followed).",
+            metavar="",
+            show_default=False,
         ),
     ] = None,
     max_file_size: Annotated[
@@ -178,19 +280,29 @@ def index(
         typer.Option(
             "--max-file-size",
             metavar="SIZE",
-            help="Skip larger files with a warning, e.g. 64M (the default), 2G, 0 for no limit.",
+            help="Skip larger files with a warning: 64M (the default), 2G, 0 for no limit.",
+            show_default=False,
         ),
     ] = None,
     no_wait: Annotated[
-        bool,
-        typer.Option("--no-wait", help="Fail at once if another qa index is updating the index."),
+        bool, flag("--no-wait", "Fail at once if another qa index is updating the index.")
     ] = False,
+    watch: Annotated[
+        bool,
+        flag(
+            "--watch",
+            "Keep the index current: update it after each burst of changes (Ctrl-C stops).",
+        ),
+    ] = False,
+    fmt: FormatOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Build or update the index; unchanged passages are never embedded again.
 
     Example: qa index corpus/
     """
-    with errors_to_exit(), progress_bar() as progress:
+    printer = printer_for(fmt, as_json)
+    with errors_to_exit(printer):
         try:
             limit = None if max_file_size is None else parse_size(max_file_size)
         except ValueError as exc:
@@ -198,67 +310,128 @@ def index(
         settings = Settings.resolve(
             corpus=corpus,
             index=index_dir,
+            collection=collection,
             model=model,
-            precision=precision,
+            precision=precision.value if precision else None,
             exclude=tuple(exclude) if exclude else None,
             follow_symlinks=follow_symlinks,
             max_file_size=limit,
         )
-        report = build_index(
-            settings, rebuild=rebuild, progress=progress, notify=note, wait=not no_wait
-        )
-    render_report(report, settings)
+        settled(printer, settings, fmt, as_json)
+        with progress_bar(printer) as progress:
+            report = build_index(
+                settings, rebuild=rebuild, progress=progress, notify=printer.note, wait=not no_wait
+            )
+        render_report(printer, report, settings)  # after the bar: stdout is not under it
+        if watch:
+            watch_corpus(printer, settings)
 
 
-def render_report(report: IndexReport, settings: Settings) -> None:
+def watch_corpus(printer: Printer, settings: Settings) -> None:
+    """Update the index after each burst of changes in its corpus, until Ctrl-C."""
+    from qa.indexer import watched_changes
+
+    printer.note(f"Watching {settings.index}'s corpus for changes (Ctrl-C stops).")
+    try:
+        for _ in watched_changes(settings):
+            with progress_bar(printer) as progress:
+                report = build_index(settings, progress=progress, notify=printer.note)
+            if report.changed_files or report.removed:
+                render_report(printer, report, settings)
+    except KeyboardInterrupt:
+        printer.note("Stopped watching; the index is current as of its last update.")
+
+
+def render_report(printer: Printer, report: IndexReport, settings: Settings) -> None:
+    if printer.format in ("json", "jsonl"):
+        printer.json(schema.report(report, settings.index))
+        return
     if report.rebuilt:
-        note(f"Full rebuild: {report.rebuilt}.")
-    out.print(
-        Text(
-            f"Indexed {report.documents} documents from {report.files} files into "
-            f"{report.chunks} passages in {safe(str(settings.index))} ({report.seconds:.1f} s): "
-            f"embedded {report.embedded}, reused {report.reused}, removed {report.removed}."
-        )
+        printer.note(f"Full rebuild: {report.rebuilt}.")
+    printer.line(
+        f"Indexed {report.documents} documents from {report.files} files into "
+        f"{report.chunks} passages in {safe(str(settings.index))} ({report.seconds:.1f} s): "
+        f"embedded {report.embedded}, reused {report.reused}, removed {report.removed}."
     )
     if report.skipped:
-        note(f"Skipped {len(report.skipped)} unreadable file(s); see the warnings above.")
+        printer.note(f"Skipped {len(report.skipped)} file(s) that could not be read.")
 
 
 @app.command()
 def ask(
-    question: Annotated[str | None, typer.Argument(help="The question, in quotes.")] = None,
-    k: Annotated[int, typer.Option("-k", "--top", min=1, help="How many passages.")] = 5,
+    question: Annotated[
+        str | None,
+        typer.Argument(
+            help='The question, in quotes; one that starts with "-" goes after --: '
+            'qa ask -- "-40 degrees in Fahrenheit?"',
+            show_default=False,
+        ),
+    ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option(
+            "-k",
+            "--top",
+            min=1,
+            help="How many passages (env QA_K; default: 5).",
+            show_default=False,
+        ),
+    ] = None,
+    context: Annotated[
+        int,
+        typer.Option(
+            "-C",
+            "--context",
+            min=0,
+            help="Show this many paragraphs of the document before and after each passage.",
+        ),
+    ] = 0,
+    fmt: FormatOpt = None,
     as_json: JsonOpt = False,
+    width: WidthOpt = None,
     questions: Annotated[
         Path | None,
         typer.Option(
             "--questions",
-            help='File of questions, one a line (plain text or JSON with "question" and an '
-            'optional "id"); prints one JSON object a line.',
+            help='File of questions, one a line (plain text, or JSON with "question" and an '
+            'optional "id"); prints one JSON object a line unless --format says otherwise.',
+            show_default=False,
         ),
     ] = None,
     no_update: Annotated[
-        bool,
-        typer.Option("--no-update", help="Use the index as it is, even if the corpus changed."),
+        bool, flag("--no-update", "Use the index as it is, even if the corpus changed.")
     ] = False,
     corpus: Annotated[
-        Path | None, typer.Option("--corpus", help="Corpus to index when the index is missing.")
+        Path | None,
+        typer.Option(
+            "--corpus", help="Corpus to index when the index is missing.", show_default=False
+        ),
     ] = None,
-    mode: ModeOpt = "hybrid",
+    mode: ModeOpt = None,
     index_dir: IndexOpt = None,
+    collection: CollectionOpt = None,
     model: ModelOpt = None,
 ) -> None:
     """Answer a question with the best passages and their citations.
 
     Example: qa ask "How much is JD.com paying for its stake in Farfetch?"
     """
-    if (question is None) == (questions is None):
-        raise typer.BadParameter("give a QUESTION or --questions FILE (one of the two).")
-    if mode not in MODES:
-        raise typer.BadParameter(f"use one of {', '.join(MODES)}.", param_hint="--mode")
-    with errors_to_exit(), progress_bar() as progress:
-        settings = Settings.resolve(corpus=corpus, index=index_dir, model=model)
+    printer = printer_for(fmt, as_json, width)
+    if questions is not None and fmt is None and not as_json:
+        printer.format = "json"  # a batch prints one JSON object a line by default
+    with errors_to_exit(printer), progress_bar(printer) as progress:
+        if (question is None) == (questions is None):
+            raise typer.BadParameter("give a QUESTION or --questions FILE (one of the two).")
+        settings = Settings.resolve(
+            corpus=corpus,
+            index=index_dir,
+            collection=collection,
+            model=model,
+            k=k,
+            mode=mode.value if mode else None,
+        )
         if questions is None:
+            settled(printer, settings, fmt, as_json)
             batch = [Asked(1, None, check_question(question or ""))]
         else:
             batch = read_questions(questions)
@@ -268,27 +441,23 @@ def ask(
             result = ask_questions(
                 settings,
                 [q.text for q in good],
-                k=k,
-                mode=mode,
+                k=settings.k,
+                mode=settings.mode,
                 ids=[q.id for q in good],
                 update=not no_update,
-                notify=note,
+                notify=printer.note,
                 progress=progress,
+                context=context,
             )
-    if questions is not None:
-        answers = iter(result.answers if result else [])
-        for asked in batch:
-            if asked.error is None:
-                sys.stdout.write(dumps(answer_json(next(answers))) + "\n")
-            else:
-                sys.stdout.write(dumps(asked.error_json()) + "\n")
-                note(f"error: {questions}:{asked.line}: {asked.error[1]}")
-        if len(good) < len(batch):
-            raise typer.Exit(1)
-    elif result is not None and as_json:
-        sys.stdout.write(dumps(answer_json(result.answers[0])) + "\n")
-    elif result is not None:
-        render_answer(result, result.answers[0])
+    answers = iter(result.answers if result else [])
+    for asked in batch:
+        if asked.error is not None:
+            printer.json(asked.error_json())
+            printer.note(f"error: {questions}:{asked.line}: {asked.error[1]}")
+        elif result is not None:
+            printer.answers(result, [next(answers)], batch=questions is not None)
+    if len(good) < len(batch):
+        raise typer.Exit(1)
 
 
 @dataclass(frozen=True)
@@ -303,11 +472,8 @@ class Asked:
     def error_json(self) -> dict[str, Any]:
         assert self.error is not None
         body: dict[str, Any] = {} if self.id is None else {"id": self.id}
-        return {
-            **body,
-            "line": self.line,
-            "error": {"code": self.error[0], "message": self.error[1]},
-        }
+        code, message = self.error
+        return {**body, "line": self.line, **schema.error(code, message)}
 
 
 def read_questions(path: Path) -> list[Asked]:
@@ -352,204 +518,99 @@ def _asked(line: int, id_: str | None, text: str) -> Asked:
         return Asked(line, id_, "", ("bad_question", str(exc)))
 
 
-def hit_json(hit: Hit) -> dict[str, Any]:
-    c = hit.chunk
-    return {
-        "rank": hit.rank,
-        "score": round(hit.score, 6),
-        "source": c.source,
-        "doc_id": c.doc_id,
-        "title": c.title,
-        "paragraph": c.paragraph,
-        "start": c.start,
-        "end": c.end,
-        "line_start": c.line_start,
-        "line_end": c.line_end,
-        "text": c.text,
-        "highlight": {"start": hit.highlight[0], "end": hit.highlight[1]},
-    }
-
-
-def answer_json(answer: Answer) -> dict[str, Any]:
-    body: dict[str, Any] = {"question": answer.question}
-    if answer.id is not None:
-        body = {"id": answer.id, **body}
-    body["answered"] = answer.answered
-    body["results"] = [hit_json(hit) for hit in answer.hits]
-    return body
-
-
-def display_path(root: Path, source: str) -> str:
-    path = root / source if root.is_dir() else root
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
-
-
-def citation(root: Path, hit: Hit) -> str:
-    c = hit.chunk
-    where = display_path(root, c.source)
-    if c.doc_id is not None:
-        where += f" [{c.doc_id}]"
-    where += f" ¶{c.paragraph}" + (f" part {c.part}" if c.part else "")
-    if c.line_start is not None:
-        where += f", lines {c.line_start}–{c.line_end}"
-    return f"{where}, chars {c.start}–{c.end}"
-
-
-def render_answer(result: Answers, answer: Answer) -> None:
-    if not answer.answered:
-        out.print(
-            Text(
-                "No passage in the corpus answers this question; the closest ones, "
-                "which are weak matches:",
-                style="bold red",
-            )
-        )
-        out.print()
-    for hit in answer.hits:
-        c = hit.chunk
-        heading = Text.assemble((f"{hit.rank}. ", "bold"), (f"{hit.score:.3f}  ", "cyan"))
-        cited = safe(citation(result.corpus, hit))
-        if c.title:
-            out.print(heading + Text(safe(c.title), style="bold"))
-            out.print(Padding(Text(cited, style="dim"), (0, 0, 0, 3), expand=False))
-        else:
-            out.print(heading + Text(cited, style="bold"))
-        text = Text(safe(c.text))
-        text.stylize("bold yellow", hit.highlight[0] - c.start, hit.highlight[1] - c.start)
-        out.print(Padding(text, (0, 0, 1, 3), expand=False))
-
-
 @app.command()
 def status(
     index_dir: IndexOpt = None,
+    collection: CollectionOpt = None,
+    fmt: FormatOpt = None,
     as_json: JsonOpt = False,
     verify: Annotated[
-        bool,
-        typer.Option(
-            "--verify", help="Also check every index file against its checksum (reads them all)."
-        ),
+        bool, flag("--verify", "Also check every index file against its checksum (reads them all).")
     ] = False,
 ) -> None:
-    """Show what is indexed, with which model, whether the corpus changed since, and any damage.
+    """Show what is indexed, with which model and settings, whether the corpus changed since,
+    and any damage.
 
     Example: qa status --verify
     """
-    with errors_to_exit():
-        settings = Settings.resolve(index=index_dir)
+    printer = printer_for(fmt, as_json)
+    with errors_to_exit(printer):
+        settings = Settings.resolve(index=index_dir, collection=collection)
+        settled(printer, settings, fmt, as_json)
         state = index_status(settings, verify=verify)
-    if as_json:
-        sys.stdout.write(dumps(state.as_json()) + "\n")
+    if printer.format in ("json", "jsonl"):
+        printer.json(schema.status(state, settings))
     else:
-        render_status(settings, state, verify)
+        printer.table(status_rows(state, settings, verify))
     if state.damage:
         raise typer.Exit(1)
-
-
-def render_status(settings: Settings, state: Any, verify: bool) -> None:
-    m = state.manifest
-    table = Table(show_header=False, box=None)
-    table.add_row("index", Text(safe(str(settings.index))))
-    table.add_row("corpus", Text(safe(str(state.corpus))))
-    table.add_row("model", f"{m.model} ({m.dim} dimensions)")
-    table.add_row(
-        "vectors",
-        f"{m.vector_index}{f', nprobe {m.nprobe}' if m.nprobe else ''}, passages in {m.precision}",
-    )
-    table.add_row("contents", f"{m.documents} documents, {m.chunks} passages, {len(m.files)} files")
-    table.add_row(
-        "chunking",
-        f"≤ {m.chunking.max_tokens} tokens, fragments < {m.chunking.min_words} words merged",
-    )
-    table.add_row("built", f"{m.created} (updated {m.updated}, qa {m.qa_version})")
-    table.add_row(
-        "state",
-        Text(
-            safe(
-                "stale: " + state.changes.summary() if state.changes else state.problem or "current"
-            )
-        ),
-    )
-    if state.damage:
-        table.add_row("damage", Text(safe("; ".join(state.damage)), style="bold red"))
-        table.add_row("repair", Text(safe(f"qa index --index {settings.index}")))
-    elif not m.contents:
-        table.add_row("integrity", "no checksums (built by qa 0.1): `qa index` adds them")
-    else:
-        checked = (
-            "every file's checksum verified"
-            if verify
-            else "file sizes checked (--verify checks contents)"
-        )
-        table.add_row("integrity", checked)
-    out.print(table)
 
 
 @app.command(name="eval")
 def eval_(
     beir: Annotated[
         Path | None,
-        typer.Option("--beir", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)."),
+        typer.Option(
+            "--beir",
+            help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).",
+            show_default=False,
+        ),
     ] = None,
     questions: Annotated[
         Path | None,
         typer.Option(
             "--questions",
             help="Span-annotated questions (JSONL with file, answers[start, end]); needs --corpus.",
+            show_default=False,
         ),
     ] = None,
-    corpus: Annotated[Path | None, typer.Option("--corpus", help="Corpus of --questions.")] = None,
+    corpus: Annotated[
+        Path | None, typer.Option("--corpus", help="Corpus of --questions.", show_default=False)
+    ] = None,
     split: Annotated[str, typer.Option(help="BEIR qrels split.")] = "test",
-    mode: ModeOpt = "hybrid",
+    mode: ModeOpt = None,
     index_dir: Annotated[
         Path | None,
         typer.Option(
             "--index",
-            help="Index for the data set [default: eval-index/NAME]; built or updated as needed.",
+            help="Index for the data set (default: eval-index/NAME); built or updated as needed.",
+            show_default=False,
         ),
     ] = None,
     model: ModelOpt = None,
+    fmt: FormatOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure retrieval quality on a public question set.
 
     Example: qa eval --beir ../shared/data/scifact
     """
-    if (beir is None) == (questions is None) or (questions is not None and corpus is None):
-        raise typer.BadParameter("give --beir DIR, or --questions FILE with --corpus DIR.")
-    with errors_to_exit(), progress_bar() as progress:
+    printer = printer_for(fmt, as_json)
+    with errors_to_exit(printer), progress_bar(printer) as progress:
+        if (beir is None) == (questions is None) or (questions is not None and corpus is None):
+            raise typer.BadParameter("give --beir DIR, or --questions FILE with --corpus DIR.")
+        chosen = mode.value if mode else "hybrid"
         if beir is not None:
             settings = eval_index(beir, index_dir, model)
-            report = evaluate_beir(settings, beir, split=split, mode=mode, progress=progress)
+            report = evaluate_beir(settings, beir, split=split, mode=chosen, progress=progress)
         else:
             assert questions is not None and corpus is not None
             settings = eval_index(corpus, index_dir, model)
-            report = evaluate_spans(settings, questions, mode=mode, progress=progress)
-    if as_json:
-        body = {
-            "dataset": report.dataset,
-            "mode": report.mode,
-            "questions": report.questions,
-            "seconds": round(report.seconds, 3),
-            **report.metrics,
-        }
-        sys.stdout.write(dumps(body) + "\n")
+            report = evaluate_spans(settings, questions, mode=chosen, progress=progress)
+    if printer.format in ("json", "jsonl"):
+        printer.json(schema.evaluation(report))
         return
-    table = Table(
-        title=f"{report.dataset}: {report.questions} questions, {report.mode} mode "
+    title = (
+        f"{report.dataset}: {report.questions} questions, {report.mode} mode "
         f"({report.seconds:.1f} s)"
     )
-    for name in report.metrics:
-        table.add_column(name, justify="right")
-    table.add_row(*(f"{v:.1f}" if "words" in n else f"{v:.4f}" for n, v in report.metrics.items()))
-    out.print(table)
+    values = [f"{v:.1f}" if "words" in n else f"{v:.4f}" for n, v in report.metrics.items()]
+    printer.grid(title, list(report.metrics), values)
 
 
 def version_callback(value: bool) -> None:
     if value:
-        out.print(f"qa {__version__}")
+        sys.stdout.write(f"qa {__version__}\n")
         raise typer.Exit()
 
 
@@ -558,8 +619,44 @@ def main(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=version_callback, is_eager=True, help="Show the version and exit."
+            "--version",
+            callback=version_callback,
+            is_eager=True,
+            help="Show the version and exit.",
+            metavar="",
+            show_default=False,
         ),
     ] = False,
 ) -> None:
     """Ask questions about a folder of articles; get passages with exact citations."""
+
+
+def run(argv: list[str]) -> int:
+    """The CLI as a process runs it: the exit code. A usage error that click finds before any
+    command runs (an unknown option, -k 0, a wrong --mode) prints its usage message, and with
+    --json or --format json(l) also a JSON error object on stdout; exit code 2."""
+    from typer._click.exceptions import ClickException  # typer vendors click; it exports none
+
+    try:
+        code = app(args=argv, prog_name="qa", standalone_mode=False)
+    except ClickException as exc:
+        exc.show()
+        if _wants_json(argv):
+            sys.stdout.write(dumps(schema.error("usage", exc.format_message())) + "\n")
+        return exc.exit_code
+    except typer.Abort:
+        sys.stderr.write("interrupted: the index on disk is unchanged.\n")
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+def _wants_json(argv: list[str]) -> bool:
+    if "--" in argv:
+        argv = argv[: argv.index("--")]
+    for n, arg in enumerate(argv):
+        value = arg.partition("=")[2] if arg.startswith("--format=") else None
+        if arg == "--format" and n + 1 < len(argv):
+            value = argv[n + 1]
+        if arg == "--json" or (value or "").lower() in ("json", "jsonl"):
+            return True
+    return False

@@ -7,7 +7,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from qa.runtime import (
     has_encoder,
     quantize_passage_encoder,
 )
-from qa.sources import Source, list_sources, read_source
+from qa.sources import IGNORE_FILE, Source, list_sources, read_source
 from qa.store import (
     FileEntry,
     Manifest,
@@ -68,7 +68,7 @@ SAMPLE = [
 # 9882 passages, mean 0.993; bench/speed.md)
 INT8_AGREEMENT = 0.97
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Progress = Callable[[str, int, int], None]  # (stage, done, total); total 0: a step with no count
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,7 @@ def build_index(
     progress: Progress | None = None,
     notify: Callable[[str], None] | None = None,
     wait: bool = True,
+    quiet: bool = False,
 ) -> IndexReport:
     """Build or update the index at settings.index from its corpus. The index folder must be
     new, empty or a qa index: anything else is refused and left as it was."""
@@ -189,7 +190,7 @@ def build_index(
         layout.clean_stale(index_dir)
         staged = layout.staging(index_dir)
         try:
-            report = _build(settings, embedder, rebuild, progress, staged)
+            report = _build(settings, embedder, rebuild, progress, staged, quiet)
         except OSError as exc:
             raise IndexWriteError(
                 f"Cannot write the index in {index_dir}: {exc.strerror or exc}; the index is "
@@ -206,6 +207,7 @@ def _build(
     rebuild: bool,
     progress: Progress | None,
     staged: Path,
+    quiet: bool,
 ) -> IndexReport:
     old, reason, damaged = _previous(settings.index)
     known = old.manifest if old is not None else damaged
@@ -239,7 +241,19 @@ def _build(
     elif old is not None and not old.manifest.sentence_tokens:
         if isinstance(embedder, OnnxEmbedder):  # chunks are kept; vectors are made again
             reason = "the index has no sentence token states yet (built by an older qa)"
-    build = _Build(settings, root, reading, old, reason, params, print_, precision, staged)
+    build = _Build(
+        settings,
+        root,
+        reading,
+        old,
+        reason,
+        params,
+        print_,
+        precision,
+        staged,
+        tuple(unlisted),
+        quiet,
+    )
     return _update(build, sources, unlisted, embedder, encoder, progress)
 
 
@@ -256,6 +270,8 @@ class _Build:
     fingerprint: str
     precision: str
     staged: Path  # the generation being written
+    unlisted: tuple[str, ...] = ()  # what the folder's listing could not read, and why
+    quiet: bool = False  # warn only of files that became unreadable since the last build
 
 
 def _rebuild_reason(was: Manifest, model: str, params: ChunkingParams, precision: str) -> str:
@@ -321,8 +337,17 @@ def _update(
         chunks.extend(own)
         documents[name] = [document_line(d) for d in docs]
         files[name] = FileEntry(sha256=content.digest, size=len(content.data), chunks=len(own))
+    # A quiet build (the update before an ask) warns only of what is new since the last one:
+    # a file that changed and cannot be read, a link that appeared.
+    before_notes = set(old.manifest.unlisted) if old is not None else set()
+    unchanged = {
+        f.skipped
+        for n, f in files.items()
+        if f.skipped and old and n in old.manifest.files and old.manifest.files[n] == f
+    }
     for why in skipped:
-        log.warning("%s", why)
+        if not build.quiet or (why not in before_notes and why not in unchanged):
+            log.warning("%s", why)
     if not chunks:
         raise CorpusError(f"Corpus {build.root} has no text to index: add some articles.")
     report = _finish(build, files, chunks, documents, embedder, encoder, progress)
@@ -363,7 +388,7 @@ def _with_encoder(
                 link_or_copy(folder / name, staging / name)
             folder = staging
         if progress:
-            progress("quantising the encoder to int8", 0, 1)
+            progress("quantising the encoder to int8", 0, 0)
         quantize_passage_encoder(folder)
         vectors = OnnxEmbedder(folder, precision="int8").embed(SAMPLE)
         agreement = float((vectors * OnnxEmbedder(folder).embed(SAMPLE)).sum(axis=1).min())
@@ -388,7 +413,7 @@ def _export(embedder: embedding.Embedder, staging: Path, progress: Progress | No
     if location is None or not can_export(location):
         return None
     if progress:
-        progress("exporting model to ONNX", 0, 1)
+        progress("exporting the model to ONNX", 0, 0)
     staging.mkdir(parents=True, exist_ok=True)
     try:
         export_onnx(
@@ -431,6 +456,7 @@ def _finish(
         and old.manifest.reading == build.reading.as_json()
         and old.manifest.contents  # a qa 0.1 index gets its checksums and new layout
         and old.manifest.documents_kept
+        and old.manifest.unlisted == list(build.unlisted)
     ):  # nothing to do: leave the index on disk untouched
         n = len(chunks)
         return IndexReport(old.manifest.documents, n, 0, n, 0, files=0, changed_files=0)
@@ -459,12 +485,13 @@ def _finish(
         sentence_vectors=sentences is not None,
         sentence_tokens=sentences is not None,
         documents_kept=True,
+        unlisted=list(build.unlisted),
     )
     if old is not None and chunks == old.chunks:
         lexical = old.lexical
     else:
         if progress:
-            progress("keyword index", 0, 1)
+            progress("keyword index", 0, 0)
         old_rows = {c.sha256: row for row, c in enumerate(old.chunks)} if old else {}
         lexical = build_lexical(
             [c.embed_text() for c in chunks],
@@ -576,7 +603,11 @@ def current_index(
             if notify:
                 notify(f"Corpus changed ({changes.summary()}): updating {index_dir}.")
             build_index(
-                replace(settings, corpus=root), embedder=embedder, progress=progress, notify=notify
+                replace(settings, corpus=root),
+                embedder=embedder,
+                progress=progress,
+                notify=notify,
+                quiet=True,
             )
     return load_index(index_dir)
 
@@ -596,32 +627,6 @@ class Status:
     problem: str | None = None  # why changes could not be checked
     damage: list[str] = field(default_factory=list)  # damaged or missing index files
 
-    def as_json(self) -> dict[str, object]:
-        m = self.manifest
-        return {
-            "corpus": str(self.corpus),
-            "model": m.model,
-            "dim": m.dim,
-            "vector_index": m.vector_index,
-            "precision": m.precision,
-            "documents": m.documents,
-            "chunks": m.chunks,
-            "files": len(m.files),
-            "skipped": sorted(n for n, f in m.files.items() if f.skipped),
-            "created": m.created,
-            "updated": m.updated,
-            "qa_version": m.qa_version,
-            "stale": bool(self.changes),
-            "changes": {
-                "added": self.changes.added,
-                "changed": self.changes.changed,
-                "removed": self.changes.removed,
-            },
-            "problem": self.problem,
-            "damaged": self.damage,
-            "checksums": bool(m.contents),
-        }
-
 
 def index_status(settings: Settings, *, verify: bool = False) -> Status:
     """What the index holds and whether its corpus changed since; loads no model or vectors.
@@ -638,3 +643,24 @@ def index_status(settings: Settings, *, verify: bool = False) -> Status:
     except CorpusError as exc:
         root = manifest.corpus_path(index_dir)
         return Status(manifest, root, Changes([], [], []), problem=str(exc), damage=damage)
+
+
+def watched_changes(settings: Settings) -> Iterator[set[str]]:
+    """Each burst of changes to the corpus of the index (debounced by watchfiles: one update
+    per burst); never the index's own writes, nor hidden files."""
+    from watchfiles import watch
+
+    manifest = read_manifest(settings.index)
+    root = resolve_corpus(settings, manifest)
+    folder = root if root.is_dir() else root.parent
+    index = os.path.realpath(settings.index)
+
+    def relevant(change: object, path: str) -> bool:
+        real = os.path.realpath(path)
+        if real == index or real.startswith(index + os.sep):
+            return False
+        rel = os.path.relpath(path, folder)
+        return not any(part.startswith(".") and part != IGNORE_FILE for part in Path(rel).parts)
+
+    for changes in watch(folder, watch_filter=relevant, debounce=800, raise_interrupt=True):
+        yield {path for _, path in changes}

@@ -14,7 +14,7 @@ import numpy as np
 
 from qa import embed as embedding
 from qa.config import MODES, Settings
-from qa.corpus import Chunk
+from qa.corpus import Chunk, paragraph_spans
 from qa.errors import InputError
 from qa.indexer import Progress, current_index
 from qa.lexical import Matcher
@@ -23,11 +23,21 @@ from qa.store import StoredIndex
 
 
 @dataclass(frozen=True)
+class Paragraph:
+    number: int  # 1-based, as Chunk.paragraph counts
+    start: int  # [start, end) in the document's text, as the chunk's offsets
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Hit:
     chunk: Chunk
     score: float
     rank: int  # 1-based
     highlight: tuple[int, int]  # [start, end) of the best sentence, in document coordinates
+    # with ask(context=N): up to N paragraphs of its document before the passage, and after
+    context: tuple[list[Paragraph], list[Paragraph]] | None = None
 
 
 @dataclass(frozen=True)
@@ -291,8 +301,10 @@ def ask(
     embedder: embedding.Embedder | None = None,
     notify: Callable[[str], None] | None = None,
     progress: Progress | None = None,
+    context: int = 0,
 ) -> Answers:
-    """Answer questions from the index, building or updating it first unless update=False."""
+    """Answer questions from the index, building or updating it first unless update=False;
+    with context=N, each hit carries N paragraphs of its document on either side."""
     if k < 1:
         raise InputError(f"-k must be at least 1 (got {k}).")
     questions = [check_question(q) for q in questions]
@@ -302,8 +314,28 @@ def ask(
     if embedder is None:
         embedder = embedding.index_embedder(index.path, index.manifest.model, settings.batch_size)
     found = search(index, embedder, questions, k, mode)
+    if context > 0:
+        found = [
+            replace(a, hits=[replace(h, context=around(index, h.chunk, context)) for h in a.hits])
+            for a in found
+        ]
     return Answers(
         corpus=index.corpus(),
         model=index.manifest.model,
         answers=[replace(a, id=i) for a, i in zip(found, ids or [None] * len(found), strict=True)],
     )
+
+
+def around(index: StoredIndex, chunk: Chunk, n: int) -> tuple[list[Paragraph], list[Paragraph]]:
+    """Up to n paragraphs of a passage's document before it and after it (none when the index
+    keeps no documents, as one built by qa 0.1 until its next build)."""
+    doc = index.document(chunk.source, chunk.doc_id)
+    if doc is None:
+        return [], []
+    paragraphs = [
+        Paragraph(number, start, end, doc.text[start:end])
+        for number, (start, end) in enumerate(paragraph_spans(doc.text, doc.body_start), 1)
+    ]
+    first = next((i for i, p in enumerate(paragraphs) if p.end > chunk.start), len(paragraphs))
+    last = next((i for i, p in enumerate(paragraphs) if p.end >= chunk.end), len(paragraphs) - 1)
+    return paragraphs[max(0, first - n) : first], paragraphs[last + 1 : last + 1 + n]

@@ -101,6 +101,7 @@ class Manifest:
     sentence_vectors: bool = False
     sentence_tokens: bool = False
     documents_kept: bool = False  # DOCUMENTS written (qa 0.2 on)
+    unlisted: list[str] = field(default_factory=list)  # what listing the corpus could not read
     format_version: int = FORMAT_VERSION
     qa_version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)

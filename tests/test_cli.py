@@ -203,3 +203,36 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         code, out, err = run(name, "--help")
         assert code == 0 and "Example: qa " in out, name
         assert re.search(rf"^qa {name}\b", readme, re.M), f"qa {name} has no example in README"
+
+
+def test_every_help_shows_its_defaults_and_choices() -> None:
+    wide = CliRunner(env={"COLUMNS": "250", "NO_COLOR": "1"})
+    expected = {
+        "ask": [
+            "default: 5",
+            "hybrid|dense|lexical",
+            "text|json|jsonl|markdown",
+            "default: index/",
+            "QA_INDEX",
+            "all-MiniLM-L6-v2",
+            "goes after --",
+        ],
+        "index": [
+            "int8|fp32",
+            "default: the index's, else int8",
+            "64M",
+            "QA_CORPUS",
+            "default: index/",
+            "collections.NAME",
+        ],
+        "status": ["--verify", "default: index/", "text|json|jsonl|markdown"],
+        "eval": ["default: eval-index/NAME", "hybrid|dense|lexical", "default: test"],
+    }
+    for command, needles in expected.items():
+        result = wide.invoke(app, [command, "--help"])
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        for needle in needles:
+            assert needle in text, (command, needle)
+        flags = [line for line in result.output.splitlines() if "<bool>" in line]
+        assert all("--help" in line for line in flags), flags  # flags take no value
