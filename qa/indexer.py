@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -645,9 +646,9 @@ def index_status(settings: Settings, *, verify: bool = False) -> Status:
         return Status(manifest, root, Changes([], [], []), problem=str(exc), damage=damage)
 
 
-def watched_changes(settings: Settings) -> Iterator[set[str]]:
+def watched_changes(settings: Settings, stop: threading.Event | None = None) -> Iterator[set[str]]:
     """Each burst of changes to the corpus of the index (debounced by watchfiles: one update
-    per burst); never the index's own writes, nor hidden files."""
+    per burst), until stop is set; never the index's own writes, nor hidden files."""
     from watchfiles import watch
 
     manifest = read_manifest(settings.index)
@@ -662,5 +663,7 @@ def watched_changes(settings: Settings) -> Iterator[set[str]]:
         rel = os.path.relpath(path, folder)
         return not any(part.startswith(".") and part != IGNORE_FILE for part in Path(rel).parts)
 
-    for changes in watch(folder, watch_filter=relevant, debounce=800, raise_interrupt=True):
+    for changes in watch(
+        folder, watch_filter=relevant, debounce=800, raise_interrupt=True, stop_event=stop
+    ):
         yield {path for _, path in changes}

@@ -147,7 +147,12 @@ class Printer:
     def _plain_hit(self, result: Answers, hit: Hit) -> None:
         c = hit.chunk
         title = f"{safe(c.title)} | " if c.title else ""
-        self.line(f"{hit.rank}. {hit.score:.3f}  {title}{safe(citation(result.corpus, hit))}")
+        heading = f"{hit.rank}. {hit.score:.3f}  {title}{safe(citation(result.corpus, hit))}"
+        if self.width:
+            for row in textwrap.wrap(heading, self.width, subsequent_indent="   "):
+                self.line(row)
+        else:
+            self.line(heading)
         before, after = hit.context or ([], [])
         for p in before:
             self._indented(f"({p.number}) {safe(p.text)}")

@@ -89,3 +89,26 @@ def corpus(tmp_path: Path) -> Path:
 def generation(index: Path) -> Path:
     """The folder of an index's current generation (qa.layout), where its files are."""
     return index / (index / "CURRENT").read_text().strip()
+
+
+@pytest.fixture(autouse=True)
+def no_user_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests never read the real user's config.toml or write to their data folder, and start
+    with no QA_* variable set."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    for name in (
+        "QA_CORPUS",
+        "QA_INDEX",
+        "QA_MODEL",
+        "QA_BATCH_SIZE",
+        "QA_PRECISION",
+        "QA_K",
+        "QA_MODE",
+        "QA_FORMAT",
+        "QA_COLLECTION",
+    ):
+        monkeypatch.delenv(name, raising=False)
