@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from qa import __version__, schema
 from qa.config import CONFIG_FILE, Settings, parse_size
 from qa.errors import InputError, QAError
 from qa.evaluate import eval_index, evaluate_beir, evaluate_spans
 from qa.indexer import IndexReport, build_index, index_status
+from qa.integrity import damaged
 from qa.layout import MARKER
 from qa.render import Printer, dumps, safe, status_rows
 from qa.search import ask as ask_questions
@@ -543,6 +545,9 @@ def status(
     else:
         printer.table(status_rows(state, settings, verify))
     if state.damage:
+        printer.err.print(
+            f"[red]error:[/red] {escape(safe(str(damaged(settings.index, state.damage))))}"
+        )
         raise typer.Exit(1)
 
 

@@ -311,6 +311,6 @@ def parse_size(text: str) -> int:
         size = float(number)
     except ValueError:
         size = -1.0
-    if not size >= 0:
+    if not 0 <= size * scale < 1 << 62:
         raise ValueError(f"{text!r} is not a size: use e.g. 64M, 2G or 0 for no limit")
     return int(size * scale)

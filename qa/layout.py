@@ -76,13 +76,23 @@ def kind(path: Path) -> Kind:
             return Kind.MISSING
         if not path.is_dir():
             return Kind.NOT_A_FOLDER
-        if (path / MARKER).is_file():
+        if _marked(path):
             return Kind.QA
         if _is_legacy(path):
             return Kind.LEGACY
         return Kind.EMPTY if not any(path.iterdir()) else Kind.FOREIGN
     except OSError as exc:
         raise IndexWriteError(f"Cannot look into {path}: {exc.strerror or exc}.") from None
+
+
+def _marked(path: Path) -> bool:
+    """Whether path holds qa's marker: a qa-index.json naming the "qa_index" key (read as
+    bytes, so a marker damaged around the key still counts)."""
+    try:
+        with (path / MARKER).open("rb") as f:
+            return b'"qa_index"' in f.read(4096)
+    except OSError:
+        return False
 
 
 def _is_legacy(path: Path) -> bool:
@@ -176,6 +186,11 @@ def current(path: Path) -> Generation:
         try:
             name = (path / POINTER).read_text(encoding="utf-8").strip()
         except FileNotFoundError:
+            if generations(path):
+                raise IndexCorruptError(
+                    f"Index {path} is damaged ({POINTER} is missing): run "
+                    f"`qa index --index {path}` to repair it."
+                ) from None
             raise IndexMissingError(_missing(path, building=True)) from None
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(
@@ -303,7 +318,7 @@ def writer_lock(
             lock.acquire(timeout=0)
         except Timeout:
             if not wait:
-                raise IndexBusyError(busy[0].upper() + busy[1:]) from None
+                raise IndexBusyError(busy) from None
             if notify:
                 notify(busy)
             lock.acquire()

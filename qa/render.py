@@ -33,9 +33,10 @@ NO_ANSWER = (
 MARK = ("»", "«")  # the highlighted sentence, in plain text
 
 # Characters a terminal acts on: C0 controls but tab and newline, DEL, C1 controls, and the
-# bidirectional overrides that can make text read other than it is. Each is replaced by one
+# bidirectional overrides that can make text read other than it is, and lone surrogates
+# (undecodable bytes of a file name, which no terminal can be sent). Each is replaced by one
 # visible character, so offsets into the text still hold.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def safe(text: str) -> str:
@@ -54,7 +55,12 @@ def dumps(body: object) -> str:
     """One line of JSON; C1 controls and line separators escaped too (json leaves them raw),
     so that JSON shown in a terminal is as safe as text."""
     text = json.dumps(body, ensure_ascii=False)
-    return re.sub("[\x7f-\x9f\u2028\u2029]", lambda m: f"\\u{ord(m.group()):04x}", text)
+    # lone surrogates (undecodable bytes of a file name or argument) as \udXXX: valid JSON
+    return re.sub("[\x7f-\x9f\u2028\u2029\ud800-\udfff]", _escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 class Printer:

@@ -133,7 +133,12 @@ def _ignore_spec(root: Path, exclude: Sequence[str]) -> Any:
         return None
     import pathspec
 
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except (ValueError, TypeError) as exc:  # GitIgnorePatternError is a ValueError
+        raise CorpusError(
+            f"{exc} (from --exclude or {root / IGNORE_FILE}): fix or drop that pattern."
+        ) from None
 
 
 def _within(path: str, root: str) -> bool:

@@ -1062,13 +1062,14 @@ def test_index_layout_marker_current_generations_and_nothing_outside(home: Path)
     names = []
     for n in range(3):
         (home / "corpus" / "cooking.txt").write_text(f"Bread number {n} rises in the oven.\n")
+        before = snapshot(home, home / "index")
         assert invoke("index").exit_code == 0
+        assert_unchanged(before, snapshot(home, home / "index"))
         names.append(current_generation(home / "index").name)
     assert len(set(names)) == 3 and first.name not in names, names
     gens = sorted(p.name for p in (home / "index").glob("g*"))
     assert gens == names[-2:], f"keeps the current and the previous generation, has {gens}"
     assert not list((home / "index").glob("tmp-*")), "a stale tmp-* was left"
-    assert_unchanged(before, snapshot(home, home / "index"))
 
 
 # --- b. a wrong --index -----------------------------------------------------------------------
