@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from indexes import eval_index
 
 from qa.config import DEFAULT_MODEL, Settings
 from qa.embed import load_embedder
@@ -48,7 +49,7 @@ def best_cosines(index: StoredIndex, questions: list[str], embedder: object) -> 
 
 
 def main() -> None:
-    args = [Path(a) for a in sys.argv[1:]] or [Path("eval-index/scifact"), Path("eval-index/squad")]
+    args = [Path(a) for a in sys.argv[1:]] or [eval_index("scifact"), eval_index("squad")]
     embedder = load_embedder(DEFAULT_MODEL)
     scifact, squad = load_index(args[0]), load_index(args[1])
     shipped_dir = Path("/tmp/qa-answerable-index")

@@ -6,9 +6,10 @@ Decides which index `qa` should build as a collection grows. Targets at 1M passa
 for one query (batch size 1), recall@10 >= 0.95 against exact search, <= 1 GB RAM for the index.
 
 The collections are synthetic but shaped like real ones: the unit all-MiniLM-L6-v2 vectors of
-eval-index/{scifact,squad}/vectors.faiss, each copied with Gaussian noise (cosine 0.85-0.90 to
-its source) and re-normalised, so they keep the real topic structure. Queries are made the same
-way from 200 real vectors held out of the collection's sources. Ground truth is the exact
+eval-index/{scifact,squad} (their generations' vectors.faiss), each copied with Gaussian
+noise (cosine 0.85-0.90 to its source) and re-normalised, so they keep the real topic
+structure. Queries are made the same way from 200 real vectors held out of the collection's
+sources. Ground truth is the exact
 inner-product top-10 (IndexFlatIP). Index files and scratch go to --scratch (/tmp/large).
 
 Latency is timed one query at a time with faiss's default thread count and with 1 thread; the
@@ -33,7 +34,8 @@ import faiss
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = (ROOT / "eval-index/scifact/vectors.faiss", ROOT / "eval-index/squad/vectors.faiss")
+# the data sets' real vectors (bench/indexes.py builds their eval indexes when missing)
+REAL = ("scifact", "squad")
 K = 10
 TARGET_P50_MS, TARGET_RECALL, TARGET_RAM_MB = 20.0, 0.95, 1024.0
 COS_RANGE = (0.85, 0.90)  # cosine of a synthetic vector to the real vector it copies
@@ -51,8 +53,10 @@ MB = 1 << 20
 def load_real() -> np.ndarray:
     """The real embedding vectors (unit, 384-d) of the two eval indexes."""
     parts = []
-    for path in REAL:
-        index = faiss.read_index(str(path))
+    from indexes import eval_index, generation
+
+    for name in REAL:
+        index = faiss.read_index(str(generation(eval_index(name)) / "vectors.faiss"))
         parts.append(index.reconstruct_n(0, index.ntotal))
     return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
 

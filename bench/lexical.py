@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN
+from indexes import eval_index
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 import qa.lexical as lexical
@@ -33,7 +34,7 @@ def top(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def main() -> None:
-    args = [Path(a) for a in sys.argv[1:]] or [Path("eval-index/scifact"), Path("eval-index/squad")]
+    args = [Path(a) for a in sys.argv[1:]] or [eval_index("scifact"), eval_index("squad")]
     sc, sq = load_index(args[0]).chunks, load_index(args[1]).chunks
     queries, qrels = load_beir(DATA / "scifact", "test")
     questions = load_span_questions(DATA / "squad" / "questions.jsonl")

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from indexes import eval_index, generation
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -42,9 +43,20 @@ def cold(runs: int = 7) -> None:
     for folder in (fast, full):
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(REPO / "corpus", folder / "corpus")
-        run_qa("index", "corpus", cwd=folder)
-    for name in ("encoder.onnx", "encoder.json", "tokenizer.json"):  # the full path: no export
-        (full / "index" / name).unlink()
+    run_qa("index", "corpus", cwd=fast)
+    # The full path: an index whose model is not exported, so questions load it in torch.
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pathlib import Path; import qa.indexer as i; i.can_export = lambda p: False; "
+            "from qa.config import Settings; "
+            "i.build_index(Settings(corpus=Path('corpus'), index=Path('index')))",
+        ],
+        cwd=full,
+        check=True,
+        capture_output=True,
+    )
     outputs = {}
     for label, folder in (("onnx (default)", fast), ("sentence-transformers", full)):
         run_qa("ask", "--json", QUESTION, cwd=folder)  # page cache warm, as for a user
@@ -80,7 +92,7 @@ def warm() -> None:
     from qa.search import search
     from qa.store import load_index
 
-    index = load_index(REPO / "eval-index" / "scifact")
+    index = load_index(eval_index("scifact"))
     embedder = index_embedder(index.path, index.manifest.model)
     queries = list(load_beir(DATA / "scifact", "test")[0].values())
     for mode in ("hybrid", "dense", "lexical"):
@@ -100,7 +112,7 @@ def warm() -> None:
 def corpus_texts(name: str) -> list[str]:
     from qa.store import load_index
 
-    path = REPO / "eval-index" / name if name != "corpus" else WORK / "cold-onnx" / "index"
+    path = eval_index(name) if name != "corpus" else WORK / "cold-onnx" / "index"
     return [c.embed_text() for c in load_index(path).chunks]
 
 
@@ -116,7 +128,7 @@ def throughput(limit: int, chunks: int = 5) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name in ENCODER_FILES:
         if not (folder / name).exists():
-            shutil.copyfile(REPO / "eval-index" / "scifact" / name, folder / name)
+            shutil.copyfile(generation(eval_index("scifact")) / name, folder / name)
     if not (folder / PASSAGE_ENCODER).exists():
         quantize_passage_encoder(folder)
     embedders = {
@@ -153,7 +165,7 @@ def incremental() -> None:
     """A SciFact-size corpus as 5183 .md articles: edit, add and delete one, timing `qa index`."""
     folder = WORK / "incremental"
     articles = folder / "corpus"
-    if not (folder / "index" / "manifest.json").exists():
+    if not (folder / "index" / "CURRENT").exists():
         shutil.rmtree(folder, ignore_errors=True)
         articles.mkdir(parents=True)
         for line in (DATA / "scifact" / "corpus.jsonl").open():
@@ -161,7 +173,7 @@ def incremental() -> None:
             (articles / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n")
         # Seeded with the SciFact eval index: the same passages (title + text) have the same
         # hashes, so the first build reuses their vectors instead of embedding for 10 minutes.
-        shutil.copytree(REPO / "eval-index" / "scifact", folder / "index")
+        shutil.copytree(eval_index("scifact"), folder / "index")
         seconds, out = run_qa("index", "corpus", cwd=folder)
         print(f"| first `qa index` of 5183 articles | {seconds:.1f} s | {out.strip()} |")
     seconds, out = run_qa("index", "corpus", cwd=folder)
@@ -184,7 +196,7 @@ def incremental() -> None:
     (articles / "new.md").unlink()
     seconds, out = run_qa("index", "corpus", cwd=folder)
     print(f"| delete one article | {seconds:.2f} s | {out.strip()} |")
-    for name in sorted((folder / "index").iterdir()):
+    for name in sorted(generation(folder / "index").iterdir()):
         print(f"|   {name.name} | {name.stat().st_size / 1e6:.1f} MB |")
 
 

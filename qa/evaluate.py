@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -102,9 +103,16 @@ class Report:
     seconds: float
 
 
+def dataset_name(corpus: Path) -> str:
+    """A data set's name: its folder's, or the parent's when the folder is called corpus
+    (../shared/data/squad/corpus is SQuAD)."""
+    corpus = Path(os.path.abspath(corpus))
+    return corpus.name if corpus.name not in ("corpus", "corpus.jsonl") else corpus.parent.name
+
+
 def eval_index(corpus: Path, index: Path | None, model: str | None) -> Settings:
-    name = corpus.name if corpus.name not in ("corpus", "corpus.jsonl") else corpus.parent.name
-    return Settings(corpus=corpus, index=index or Path("eval-index") / name, model=model)
+    path = index or Path("eval-index") / dataset_name(corpus)
+    return Settings(corpus=corpus, index=path, model=model)
 
 
 def _prepared(
@@ -158,7 +166,7 @@ def evaluate_beir(
         totals["recall@100"] += recall_at_k(ranked, relevant, 100)
         totals["MRR@10"] += reciprocal_rank([d in relevant for d in ranked], 10)
     metrics = {name: value / len(ids) for name, value in totals.items()}
-    return Report(folder.name, mode, len(ids), metrics, time.perf_counter() - started)
+    return Report(dataset_name(folder), mode, len(ids), metrics, time.perf_counter() - started)
 
 
 def _documents(index: StoredIndex, rows: list[tuple[int, float]]) -> list[str]:
@@ -204,9 +212,8 @@ def evaluate_spans(
     )
     if totals["hit@1"]:
         metrics["highlight has answer"] = highlighted / totals["hit@1"]
-    return Report(
-        questions_file.parent.name, mode, len(questions), metrics, time.perf_counter() - started
-    )
+    name = dataset_name(Path(settings.corpus)) if settings.corpus else questions_file.stem
+    return Report(name, mode, len(questions), metrics, time.perf_counter() - started)
 
 
 def _contains(source: str, start: int, end: int, q: SpanQuestion) -> bool:

@@ -121,3 +121,41 @@ def test_eval_command_prints_json(
     assert body["dataset"] == "tiny" and body["questions"] == 2 and body["nDCG@10"] == 1.0
     result = CliRunner().invoke(app, ["eval", "--beir", str(tmp_path)])
     assert result.exit_code == 1 and "is not a BEIR folder" in result.stderr
+
+
+def test_span_questions_are_labelled_with_the_data_set_not_the_questions_folder(
+    tmp_path: Path, fake_models: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "mydata"
+    (data / "corpus").mkdir(parents=True)
+    text = "Lake Baikal is the deepest lake in the world, in Siberia, and very old."
+    (data / "corpus" / "lakes.txt").write_text(text)
+    elsewhere = tmp_path / "questions"
+    elsewhere.mkdir()
+    start = text.index("Siberia")
+    (elsewhere / "q.jsonl").write_text(
+        json.dumps(
+            {
+                "question": "Where is Lake Baikal?",
+                "file": "lakes.txt",
+                "id": "q1",
+                "answers": [{"start": start, "end": start + 7}],
+            }
+        )
+        + "\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--json",
+            "--questions",
+            str(elsewhere / "q.jsonl"),
+            "--corpus",
+            str(data / "corpus"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["dataset"] == "mydata"
+    assert (tmp_path / "eval-index" / "mydata" / "qa-index.json").is_file()
