@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from qa.cli import app
@@ -203,6 +204,12 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         code, out, err = run(name, "--help")
         assert code == 0 and "Example: qa " in out, name
         assert re.search(rf"^qa {name}\b", readme, re.M), f"qa {name} has no example in README"
+    command = typer.main.get_command(app)
+    for name, sub in command.commands.items():  # type: ignore[attr-defined]
+        for param in sub.params:
+            for option in [*param.opts, *param.secondary_opts]:
+                if option.startswith("-") and option != "--help":
+                    assert f"`{option}" in readme or f" {option}" in readme, (name, option)
 
 
 def test_every_help_shows_its_defaults_and_choices() -> None:
