@@ -15,6 +15,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from qa.errors import CorpusError
@@ -147,8 +148,11 @@ def read_documents(source: str, data: bytes) -> list[Document]:
 
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.S)
-_FRONT_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.M)
-_HEADING = re.compile(r"#{1,6}[ \t]+(.+?)[ \t#]*")
+# Both take the rest of the line and trim it in Python: a lazy group before optional trailing
+# blanks backtracks quadratically over a long run of spaces (20,000 took 1.5 s).
+_FRONT_TITLE = re.compile(r"^title:(.+)$", re.M)
+_HEADING = re.compile(r"#{1,6}[ \t]++([^\n]++)")
+_WORD = re.compile(r"\S+")
 
 
 def _text_document(source: str, text: str) -> Document:
@@ -163,17 +167,26 @@ def _text_document(source: str, text: str) -> Document:
     paragraphs = paragraph_spans(text, body_start)
     if paragraphs:
         start, end = paragraphs[0]
-        first = text[start:end]
-        heading = _HEADING.fullmatch(first)
+        heading = _HEADING.fullmatch(text, start, end)
         if heading:
-            title = title or heading.group(1)
+            words = heading.group(1)
+            title = title or words.rstrip(" \t#") or words[0]
             title_end = end
-        elif "\n" not in first and len(first.split()) <= 12 and len(paragraphs) > 1:
+        elif (
+            text.find("\n", start, end) < 0
+            and not _has_words(text, start, end, 13)
+            and len(paragraphs) > 1
+        ):
             # A short first line standing alone, like the titles of the SQuAD articles.
-            if not first.endswith((".", "!", "?", ":", ";", ",")):
-                title = title or first
+            if not text.endswith((".", "!", "?", ":", ";", ","), start, end):
+                title = title or text[start:end]
                 title_end = end
     return Document(source, None, title, text, body_start=body_start, title_end=title_end)
+
+
+# JSON's "\ud800" escapes decode to lone surrogates, which no UTF-8 encoder (the tokenizer's, the
+# index writer's) accepts.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _jsonl_documents(source: str, text: str) -> Iterator[Document]:
@@ -186,40 +199,62 @@ def _jsonl_documents(source: str, text: str) -> Iterator[Document]:
         except json.JSONDecodeError as exc:
             log.warning("%s:%d: not valid JSON (%s), line skipped", source, number, exc.msg)
             continue
+        except RecursionError:
+            log.warning("%s:%d: JSON nested too deeply, line skipped", source, number)
+            continue
+        except ValueError as exc:  # an integer of more than 4,300 digits
+            log.warning("%s:%d: not readable JSON (%s), line skipped", source, number, exc)
+            continue
         if not isinstance(record, dict):
             log.warning("%s:%d: not a JSON object, line skipped", source, number)
             continue
-        doc_id = record.get("_id", record.get("id"))
+        doc_id = _scalar(record.get("_id", record.get("id")))
         body = record.get("text")
         if doc_id is None or not isinstance(body, str):
             log.warning('%s:%d: needs an "_id" (or "id") and a "text", skipped', source, number)
             continue
-        doc_id = str(doc_id)
+        fields = {
+            "title": record.get("title"),
+            "url": record.get("url"),
+            "date": record.get("date"),
+        }
+        for name, value in fields.items():
+            if value is not None and _scalar(value) is None:
+                log.warning("%s:%d: %r is not a string, ignored", source, number, name)
+        title, url, date = (_scalar(value) for value in fields.values())
+        body = body.replace("\r\n", "\n").replace("\r", "\n")
+        if any(_SURROGATE.search(v) for v in (doc_id, body, title or "", url or "", date or "")):
+            log.warning("%s:%d: lone surrogates replaced by U+FFFD", source, number)
+            # One character for one, so every offset into the text still holds.
+            doc_id, body = _SURROGATE.sub("\ufffd", doc_id), _SURROGATE.sub("\ufffd", body)
+            title, url, date = (_SURROGATE.sub("\ufffd", v) if v else v for v in (title, url, date))
         if doc_id in seen:
             log.warning("%s:%d: duplicate id %r, skipped", source, number, doc_id)
             continue
         seen.add(doc_id)
-        title = record.get("title")
         yield Document(
-            source,
-            doc_id,
-            str(title).strip() or None if title else None,
-            body.replace("\r\n", "\n").replace("\r", "\n"),
-            url=_optional_str(record.get("url")),
-            date=_optional_str(record.get("date")),
+            source, doc_id, title.strip() or None if title else None, body, url=url, date=date
         )
 
 
-def _optional_str(value: object) -> str | None:
-    return None if value is None else str(value)
+def _scalar(value: object) -> str | None:
+    """A JSON string or number as text; None for null, true/false, arrays and objects."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 # --- spans -----------------------------------------------------------------------------------
 
 _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
 # A sentence ends at . ! or ? (closing quotes/brackets included) before whitespace and a capital,
-# digit or opening quote.
-_SENTENCE_END = re.compile(r"([.!?]+)([\"'\u201d\u2019)\]]*)\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9])")
+# digit or opening quote. Only a run's first mark starts a match: trying every mark of a long run
+# of dots is quadratic (20,000 took 7.8 s), and the run's first mark finds all there is.
+_SENTENCE_END = re.compile(
+    r"(?<![.!?])([.!?]+)([\"'\u201d\u2019)\]]*)\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9])"
+)
 _LAST_WORD = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st mt inc ltd co corp vs etc e.g i.e u.s u.k no nos fig figs al "
@@ -264,6 +299,14 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
             pos = match.end()
         _add_trimmed(text, pos, p_end, spans)
     return spans
+
+
+def _has_words(text: str, start: int, end: int, count: int) -> bool:
+    """Whether text[start:end] has at least count words, reading no further than that."""
+    return (
+        count <= 0
+        or next(islice(_WORD.finditer(text, start, end), count - 1, None), None) is not None
+    )
 
 
 def _is_abbreviation(before_dot: str) -> bool:
