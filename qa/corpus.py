@@ -13,8 +13,9 @@ import json
 import logging
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from qa.errors import CorpusError
@@ -26,6 +27,14 @@ JSONL_SUFFIX = ".jsonl"
 
 # Counts tokens (special tokens included) for each text, as the embedding model would.
 TokenCounter = Callable[[Sequence[str]], list[int]]
+
+# A real tokenizer's memory grows with what it is given (one 20 MB text took 3 GB), so the counter
+# never sees a text longer than _WINDOW characters, title included, nor batches of more than
+# _BATCH_CHARS. No passage is longer than _WINDOW either: with the real model that takes 256
+# unknown "words" of over 100 characters each, so a passage of prose never comes near it.
+_WINDOW = 32_768
+_TITLE_CHARS = 4_096
+_BATCH_CHARS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -147,8 +156,11 @@ def read_documents(source: str, data: bytes) -> list[Document]:
 
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.S)
-_FRONT_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.M)
-_HEADING = re.compile(r"#{1,6}[ \t]+(.+?)[ \t#]*")
+# Both take the rest of the line and trim it in Python: a lazy group before optional trailing
+# blanks backtracks quadratically over a long run of spaces (20,000 took 1.5 s).
+_FRONT_TITLE = re.compile(r"^title:(.+)$", re.M)
+_HEADING = re.compile(r"#{1,6}[ \t]++([^\n]++)")
+_WORD = re.compile(r"\S+")
 
 
 def _text_document(source: str, text: str) -> Document:
@@ -163,17 +175,26 @@ def _text_document(source: str, text: str) -> Document:
     paragraphs = paragraph_spans(text, body_start)
     if paragraphs:
         start, end = paragraphs[0]
-        first = text[start:end]
-        heading = _HEADING.fullmatch(first)
+        heading = _HEADING.fullmatch(text, start, end)
         if heading:
-            title = title or heading.group(1)
+            words = heading.group(1)
+            title = title or words.rstrip(" \t#") or words[0]
             title_end = end
-        elif "\n" not in first and len(first.split()) <= 12 and len(paragraphs) > 1:
+        elif (
+            text.find("\n", start, end) < 0
+            and not _has_words(text, start, end, 13)
+            and len(paragraphs) > 1
+        ):
             # A short first line standing alone, like the titles of the SQuAD articles.
-            if not first.endswith((".", "!", "?", ":", ";", ",")):
-                title = title or first
+            if not text.endswith((".", "!", "?", ":", ";", ","), start, end):
+                title = title or text[start:end]
                 title_end = end
     return Document(source, None, title, text, body_start=body_start, title_end=title_end)
+
+
+# JSON's "\ud800" escapes decode to lone surrogates, which no UTF-8 encoder (the tokenizer's, the
+# index writer's) accepts.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _jsonl_documents(source: str, text: str) -> Iterator[Document]:
@@ -186,40 +207,62 @@ def _jsonl_documents(source: str, text: str) -> Iterator[Document]:
         except json.JSONDecodeError as exc:
             log.warning("%s:%d: not valid JSON (%s), line skipped", source, number, exc.msg)
             continue
+        except RecursionError:
+            log.warning("%s:%d: JSON nested too deeply, line skipped", source, number)
+            continue
+        except ValueError as exc:  # an integer of more than 4,300 digits
+            log.warning("%s:%d: not readable JSON (%s), line skipped", source, number, exc)
+            continue
         if not isinstance(record, dict):
             log.warning("%s:%d: not a JSON object, line skipped", source, number)
             continue
-        doc_id = record.get("_id", record.get("id"))
+        doc_id = _scalar(record.get("_id", record.get("id")))
         body = record.get("text")
         if doc_id is None or not isinstance(body, str):
             log.warning('%s:%d: needs an "_id" (or "id") and a "text", skipped', source, number)
             continue
-        doc_id = str(doc_id)
+        fields = {
+            "title": record.get("title"),
+            "url": record.get("url"),
+            "date": record.get("date"),
+        }
+        for name, value in fields.items():
+            if value is not None and _scalar(value) is None:
+                log.warning("%s:%d: %r is not a string, ignored", source, number, name)
+        title, url, date = (_scalar(value) for value in fields.values())
+        body = body.replace("\r\n", "\n").replace("\r", "\n")
+        if any(_SURROGATE.search(v) for v in (doc_id, body, title or "", url or "", date or "")):
+            log.warning("%s:%d: lone surrogates replaced by U+FFFD", source, number)
+            # One character for one, so every offset into the text still holds.
+            doc_id, body = _SURROGATE.sub("\ufffd", doc_id), _SURROGATE.sub("\ufffd", body)
+            title, url, date = (_SURROGATE.sub("\ufffd", v) if v else v for v in (title, url, date))
         if doc_id in seen:
             log.warning("%s:%d: duplicate id %r, skipped", source, number, doc_id)
             continue
         seen.add(doc_id)
-        title = record.get("title")
         yield Document(
-            source,
-            doc_id,
-            str(title).strip() or None if title else None,
-            body.replace("\r\n", "\n").replace("\r", "\n"),
-            url=_optional_str(record.get("url")),
-            date=_optional_str(record.get("date")),
+            source, doc_id, title.strip() or None if title else None, body, url=url, date=date
         )
 
 
-def _optional_str(value: object) -> str | None:
-    return None if value is None else str(value)
+def _scalar(value: object) -> str | None:
+    """A JSON string or number as text; None for null, true/false, arrays and objects."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 # --- spans -----------------------------------------------------------------------------------
 
 _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
 # A sentence ends at . ! or ? (closing quotes/brackets included) before whitespace and a capital,
-# digit or opening quote.
-_SENTENCE_END = re.compile(r"([.!?]+)([\"'\u201d\u2019)\]]*)\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9])")
+# digit or opening quote. Only a run's first mark starts a match: trying every mark of a long run
+# of dots is quadratic (20,000 took 7.8 s), and the run's first mark finds all there is.
+_SENTENCE_END = re.compile(
+    r"(?<![.!?])([.!?]+)([\"'\u201d\u2019)\]]*)\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9])"
+)
 _LAST_WORD = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st mt inc ltd co corp vs etc e.g i.e u.s u.k no nos fig figs al "
@@ -266,6 +309,14 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     return spans
 
 
+def _has_words(text: str, start: int, end: int, count: int) -> bool:
+    """Whether text[start:end] has at least count words, reading no further than that."""
+    return (
+        count <= 0
+        or next(islice(_WORD.finditer(text, start, end), count - 1, None), None) is not None
+    )
+
+
 def _is_abbreviation(before_dot: str) -> bool:
     match = _LAST_WORD.search(before_dot)
     if not match:
@@ -278,7 +329,7 @@ class LineIndex:
     """1-based line numbers of offsets."""
 
     def __init__(self, text: str) -> None:
-        self._starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+        self._starts = [0] + [match.end() for match in re.finditer("\n", text)]
 
     def line(self, offset: int) -> int:
         return bisect_right(self._starts, offset)
@@ -294,20 +345,20 @@ class _Unit:
     end: int
 
 
-def _units(doc: Document, min_words: int) -> list[_Unit]:
+def _units(doc: Document, min_words: int, title_end: int) -> list[_Unit]:
     """Paragraphs that stand as passages, with fragments (< min_words words) merged forward.
 
     Fragments at the end of a document (a footer, a sign-off) are dropped, unless the document
-    has nothing else, in which case it is kept whole. The title line is never a passage of its
-    own: it reaches every passage as embedding context instead.
+    has nothing else, in which case it is kept whole. The title line (ending at title_end) is
+    never a passage of its own: it reaches every passage as embedding context instead.
     """
     units: list[_Unit] = []
     pending: list[tuple[int, int, int]] = []
     paragraphs = paragraph_spans(doc.text, doc.body_start)
     for number, (start, end) in enumerate(paragraphs, start=1):
-        if end == doc.title_end and number == 1:
+        if end == title_end and number == 1:
             continue
-        if len(doc.text[start:end].split()) < min_words:
+        if not _has_words(doc.text, start, end, min_words):
             pending.append((number, start, end))
             continue
         first = pending[0] if pending else (number, start, end)
@@ -321,31 +372,119 @@ def _units(doc: Document, min_words: int) -> list[_Unit]:
 def chunk_documents(
     docs: Sequence[Document], params: ChunkingParams, count_tokens: TokenCounter
 ) -> list[Chunk]:
-    """Cut documents into passages that fit the model, never silently truncated."""
-    planned = [(doc, unit) for doc in docs for unit in _units(doc, params.min_words)]
-    sizes = count_tokens([embed_text(d.title, d.text[u.start : u.end]) for d, u in planned])
+    """Cut documents into passages that fit the model, never silently truncated.
+
+    Any text gives passages: a paragraph too long for one is split at sentences, else at words,
+    else wherever its tokens allow, and its passages cover all of it.
+    """
+    limits = _limits(docs, params.max_tokens, count_tokens)
+    planned = [
+        (doc, limit, unit)
+        for doc, limit in zip(docs, limits, strict=True)
+        # A title left out of the passages' context is a paragraph like any other.
+        for unit in _units(doc, params.min_words, doc.title_end if limit.title else 0)
+    ]
+    # A unit longer than a passage may be (_WINDOW) is split without being counted whole.
+    short = [unit.end - unit.start <= _WINDOW for _, _, unit in planned]
+    sizes = iter(
+        _count(
+            count_tokens,
+            (
+                embed_text(limit.title, doc.text[unit.start : unit.end])
+                for (doc, limit, unit), fits in zip(planned, short, strict=True)
+                if fits
+            ),
+        )
+    )
     lines = {id(doc): LineIndex(doc.text) for doc in docs if doc.doc_id is None}
     chunks: list[Chunk] = []
-    for (doc, unit), size in zip(planned, sizes, strict=True):
-        if size <= params.max_tokens:
+    for (doc, limit, unit), fits in zip(planned, short, strict=True):
+        if fits and next(sizes) <= params.max_tokens:
             parts = [(unit.start, unit.end)]
         else:
-            parts = _split(doc, unit, params.max_tokens, count_tokens)
+            parts = [
+                part
+                for start, end in _sections(doc.text, unit.start, unit.end)
+                for part in _split(doc.text, start, end, limit)
+            ]
         for part, (start, end) in enumerate(parts, start=1 if len(parts) > 1 else 0):
-            chunks.append(_chunk(doc, unit.paragraph, part, start, end, lines.get(id(doc))))
+            chunks.append(
+                _chunk(doc, limit.title, unit.paragraph, part, start, end, lines.get(id(doc)))
+            )
     return chunks
 
 
+def _count(count_tokens: TokenCounter, texts: Iterable[str]) -> list[int]:
+    """count_tokens over texts in batches of at most _BATCH_CHARS characters (or one text)."""
+    sizes: list[int] = []
+    batch: list[str] = []
+    chars = 0
+    for text in texts:
+        if batch and chars + len(text) > _BATCH_CHARS:
+            sizes.extend(count_tokens(batch))
+            batch, chars = [], 0
+        batch.append(text)
+        chars += len(text)
+    if batch:
+        sizes.extend(count_tokens(batch))
+    return sizes
+
+
+@dataclass(frozen=True)
+class _Limit:
+    """What every passage of one document must fit: the model's limit, its title included."""
+
+    title: str | None  # the title the passages are embedded with
+    title_tokens: int  # the title's tokens, or the 2 special tokens alone without one
+    max_tokens: int
+    count_tokens: TokenCounter
+
+    def fits(self, text: str) -> bool:
+        return self.count_tokens([embed_text(self.title, text)])[0] <= self.max_tokens
+
+
+def _limits(docs: Sequence[Document], max_tokens: int, count_tokens: TokenCounter) -> list[_Limit]:
+    """Each document's _Limit. A title that would take over half of every passage is left out
+    (a warning says so): it would crowd the passages out, or leave no room for them at all."""
+    titles = [doc.title if doc.title and len(doc.title) <= _TITLE_CHARS else None for doc in docs]
+    sizes = iter(_count(count_tokens, (title for title in titles if title)))
+    limits = []
+    for doc, title in zip(docs, titles, strict=True):
+        size = next(sizes) if title else 0
+        if title and size <= max_tokens // 2:
+            limits.append(_Limit(title, size, max_tokens, count_tokens))
+            continue
+        if doc.title:
+            log.warning(
+                "%s: title too long to go with every %d-token passage (%d characters), "
+                "passages embedded without it",
+                _prefix(doc),
+                max_tokens,
+                len(doc.title),
+            )
+        limits.append(_Limit(None, 2, max_tokens, count_tokens))
+    return limits
+
+
+def _prefix(doc: Document) -> str:
+    return f"{doc.source}:{doc.doc_id}" if doc.doc_id is not None else doc.source
+
+
 def _chunk(
-    doc: Document, paragraph: int, part: int, start: int, end: int, lines: LineIndex | None
+    doc: Document,
+    title: str | None,
+    paragraph: int,
+    part: int,
+    start: int,
+    end: int,
+    lines: LineIndex | None,
 ) -> Chunk:
-    prefix = f"{doc.source}:{doc.doc_id}" if doc.doc_id is not None else doc.source
     text = doc.text[start:end]
     return Chunk(
-        id=f"{prefix}#{paragraph}" + (f".{part}" if part else ""),
+        id=f"{_prefix(doc)}#{paragraph}" + (f".{part}" if part else ""),
         source=doc.source,
         doc_id=doc.doc_id,
-        title=doc.title,
+        title=title,
         paragraph=paragraph,
         part=part,
         start=start,
@@ -353,43 +492,105 @@ def _chunk(
         line_start=lines.line(start) if lines else None,
         line_end=lines.line(end - 1) if lines else None,
         text=text,
-        sha256=sha256_text(embed_text(doc.title, text)),
+        sha256=sha256_text(embed_text(title, text)),
     )
 
 
-def _split(
-    doc: Document, unit: _Unit, max_tokens: int, count_tokens: TokenCounter
-) -> list[tuple[int, int]]:
-    """Split a too-long unit at sentence boundaries into balanced parts that each fit."""
-    pieces = sentence_spans(doc.text, unit.start, unit.end)
+# The last run of whitespace in what is searched (only a run's first character starts a match,
+# so a long run is not tried from each of its characters).
+_LAST_SPACE = re.compile(r"(?<!\s)\s+(?=\S*\Z)")
+_NON_SPACE = re.compile(r"\S")
+
+
+def _sections(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """text[start:end] (trimmed) in sections of at most _WINDOW characters and about equal length,
+    each ending at the last sentence break in the second half of its reach, else at the last
+    whitespace there, else anywhere (that half is one long word then).
+
+    Each section is split on its own, so memory and counting stay bounded by a section however
+    long the paragraph (a 20 MB line).
+    """
+    while end - start > _WINDOW:
+        remaining = end - start
+        reach = start + -(-remaining // -(-remaining // _WINDOW))
+        half = (start + reach) // 2
+        sentences = sentence_spans(text, half, reach)
+        if len(sentences) > 1:
+            stop, after = sentences[-2][1], sentences[-1][0]
+        elif space := _LAST_SPACE.search(text, half, reach):
+            stop, after = space.start(), space.end()
+        else:
+            stop, after = reach, reach
+        yield start, stop
+        start = _skip_space(text, after)
+    yield start, end
+
+
+def _skip_space(text: str, pos: int) -> int:
+    found = _NON_SPACE.search(text, pos)
+    return found.start() if found else len(text)
+
+
+def _rstrip(text: str, start: int, end: int) -> int:
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return end
+
+
+def _split(text: str, start: int, end: int, limit: _Limit) -> list[tuple[int, int]]:
+    """Split a too-long section into balanced parts that each fit, at sentence boundaries where
+    it can."""
+    pieces = sentence_spans(text, start, end)
     # Tokens of "title passage" = title tokens + the pieces' tokens, specials counted once.
-    overhead = count_tokens([doc.title])[0] if doc.title else 2
-    budget = max_tokens - overhead
+    budget = limit.max_tokens - limit.title_tokens
+    cuts: dict[tuple[int, int], list[tuple[tuple[int, int], int]]] = {}
     for _ in range(8):
-        parts = _pack(doc.text, pieces, budget, count_tokens)
-        sizes = count_tokens([embed_text(doc.title, doc.text[s:e]) for s, e in parts])
-        if all(size <= max_tokens for size in sizes):
+        parts = _pack(text, pieces, budget, limit, cuts)
+        sizes = _count(limit.count_tokens, (embed_text(limit.title, text[s:e]) for s, e in parts))
+        if all(size <= limit.max_tokens for size in sizes):
             return parts
         budget = int(budget * 0.9)  # joins can tokenise a little longer than their pieces
-    raise CorpusError(f"{doc.source}: cannot fit a passage into {max_tokens} tokens")
+    # Joins that still tokenise too long (a counter unlike the model's): cut those by tokens.
+    return [
+        piece
+        for (s, e), size in zip(parts, sizes, strict=True)
+        for piece in ([(s, e)] if size <= limit.max_tokens else _cut(text, s, e, limit))
+    ]
 
 
 def _pack(
-    text: str, pieces: list[tuple[int, int]], budget: int, count_tokens: TokenCounter
+    text: str,
+    pieces: list[tuple[int, int]],
+    budget: int,
+    limit: _Limit,
+    cuts: dict[tuple[int, int], list[tuple[tuple[int, int], int]]],
 ) -> list[tuple[int, int]]:
-    sizes = [n - 2 for n in count_tokens([text[s:e] for s, e in pieces])]
+    sizes = [n - 2 for n in _count(limit.count_tokens, (text[s:e] for s, e in pieces))]
     spans: list[tuple[int, int]] = []
     costs: list[int] = []
     for (start, end), size in zip(pieces, sizes, strict=True):
         if size <= budget:
             spans.append((start, end))
             costs.append(size)
-        else:  # a sentence longer than a passage: fall back to word boundaries
-            words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text[start:end])]
-            words = [(start + s, start + e) for s, e in words]
-            word_sizes = [n - 2 for n in count_tokens([text[s:e] for s, e in words])]
+            continue
+        # A sentence longer than a passage: fall back to word boundaries, or if it has a word
+        # too long for any passage (a URL, a table of numbers, text without spaces) to tokens.
+        words = [match.span() for match in _WORD.finditer(text, start, end)]
+        if words == [(start, end)]:  # one word: counted already
+            word_sizes = [size]
+        else:
+            word_sizes = [n - 2 for n in _count(limit.count_tokens, (text[s:e] for s, e in words))]
+        if max(word_sizes) <= limit.max_tokens - limit.title_tokens:
             spans.extend(words)
             costs.extend(word_sizes)
+            continue
+        if (start, end) not in cuts:
+            parts = _cut(text, start, end, limit)
+            part_sizes = _count(limit.count_tokens, (text[s:e] for s, e in parts))
+            cuts[start, end] = [(part, n - 2) for part, n in zip(parts, part_sizes, strict=True)]
+        for part, part_size in cuts[start, end]:
+            spans.append(part)
+            costs.append(part_size)
     # As few parts as fit the budget, then the smallest cap that still gives that many parts:
     # balanced passages instead of full ones and a scrap.
     fewest = len(_greedy(costs, budget))
@@ -401,6 +602,56 @@ def _pack(
         else:
             low = middle + 1
     return [(spans[first][0], spans[last][1]) for first, last in _greedy(costs, low)]
+
+
+def _cut(text: str, start: int, end: int, limit: _Limit) -> list[tuple[int, int]]:
+    """text[start:end] (trimmed, at most a section) as consecutive parts that each fit, cut
+    wherever its tokens allow: the longest prefix found to fit, moved back to its last
+    whitespace when it would end inside a word, if that keeps half of it and fits too (so a
+    word is cut only where it is too long for much else, and "See" is not a passage of its own
+    before a long URL).
+
+    The search steps out from the last part's length in doubling steps, then bisects. A prefix's
+    tokens need not grow with its length (a long word can be one unknown token and its first half
+    several), so it relies only on what it has counted: text[pos:low] fits, text[pos:high] not.
+    """
+
+    def fits(pos: int, stop: int) -> bool:
+        return limit.fits(text[pos : _rstrip(text, pos, stop)])
+
+    parts: list[tuple[int, int]] = []
+    pos, guess = start, 4 * limit.max_tokens
+    while True:
+        low, high = pos, end + 1  # low == pos: the empty prefix; high > end: none failed yet
+        probe, step = min(pos + guess, end), 1
+        while low < probe < high:  # steps that double away from the guess, till one fails
+            if fits(pos, probe):
+                low, probe = probe, min(probe + step, end)
+            else:
+                high, probe = probe, max(probe - step, pos)
+            step *= 2
+        if low == end:
+            parts.append((pos, end))
+            return parts
+        while high - low > 1:
+            middle = (low + high) // 2
+            if fits(pos, middle):
+                low = middle
+            else:
+                high = middle
+        if low == pos:
+            raise CorpusError(
+                f"A passage of {limit.max_tokens} tokens cannot hold even {text[pos]!r}: "
+                "the model's limit is too small."
+            )
+        stop = _rstrip(text, pos, low)
+        if stop == low and not text[low].isspace():  # inside a word: back to a space if any
+            space = _LAST_SPACE.search(text, pos, stop)
+            if space and 2 * (space.start() - pos) >= stop - pos:
+                if limit.fits(text[pos : space.start()]):
+                    stop = space.start()
+        parts.append((pos, stop))
+        pos, guess = _skip_space(text, stop), max(1, stop - pos)
 
 
 def _greedy(costs: list[int], cap: int) -> list[tuple[int, int]]:

@@ -180,9 +180,7 @@ def test_offsets_slice_the_decoded_text_exactly(
     for chunk in chunks:
         assert text[chunk.start : chunk.end] == chunk.text
         assert chunk.text.strip() == chunk.text and chunk.text
-        assert FakeEmbedder().count_tokens([chunk.embed_text()])[0] <= 16 or (
-            len(chunk.text.split()) == 1  # a single word longer than a passage stays whole
-        )
+        assert FakeEmbedder().count_tokens([chunk.embed_text()])[0] <= 16
         assert chunk.line_start is not None and chunk.line_end is not None
         assert "\n".join(lines[chunk.line_start - 1 : chunk.line_end]).find(chunk.text) >= 0
     starts = [c.start for c in chunks]
