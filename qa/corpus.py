@@ -16,7 +16,6 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
 
 from qa.errors import CorpusError
 
@@ -103,37 +102,6 @@ def sha256_text(text: str) -> str:
 
 class SkippedSource(Exception):
     """A source file that cannot be read; the run warns and goes on."""
-
-
-def list_sources(root: Path) -> list[Path]:
-    """Every readable-looking source under root (or root itself, a JSONL collection), sorted.
-
-    A BEIR folder (``corpus.jsonl`` beside ``qrels/``) contributes only its ``corpus.jsonl``.
-    Hidden files and folders are ignored.
-    """
-    if not root.exists():
-        raise CorpusError(f"Corpus {root} does not exist: pass a folder of .txt/.md/.jsonl files.")
-    if root.is_file():
-        if root.suffix.lower() == JSONL_SUFFIX:
-            return [root]
-        raise CorpusError(
-            f"Corpus {root} is a file: pass the folder that holds it (or a .jsonl collection)."
-        )
-    if (root / "qrels").is_dir() and (root / "corpus.jsonl").is_file():
-        return [root / "corpus.jsonl"]
-    suffixes = (*TEXT_SUFFIXES, JSONL_SUFFIX)
-    found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.suffix.lower() in suffixes and path.is_file():
-            found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
-
-
-def source_name(root: Path, path: Path) -> str:
-    return path.name if root.is_file() else path.relative_to(root).as_posix()
 
 
 def decode(data: bytes, source: str) -> str:

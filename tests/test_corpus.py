@@ -7,16 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qa.config import Reading
 from qa.corpus import (
     ChunkingParams,
     SkippedSource,
     chunk_documents,
     decode,
-    list_sources,
     read_documents,
     sentence_spans,
 )
 from qa.errors import CorpusError
+from qa.sources import list_sources
 
 from .conftest import REPO, FakeEmbedder
 
@@ -139,19 +140,20 @@ def test_sources_are_listed_recursively_and_beir_folders_give_their_corpus(tmp_p
     for name in ["a/b/x.md", "y.txt", "z.jsonl", "skip.pdf", ".hidden/h.txt"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x")
-    assert [p.relative_to(tmp_path).as_posix() for p in list_sources(tmp_path)] == [
-        "a/b/x.md",
-        "y.txt",
-        "z.jsonl",
-    ]
+
+    def listed(root: Path) -> list[tuple[str, Path]]:
+        return [(s.name, s.path) for s in list_sources(root, Reading()).sources]
+
+    assert [name for name, _ in listed(tmp_path)] == ["a/b/x.md", "y.txt", "z.jsonl"]
+    assert listed(tmp_path)[0][1] == tmp_path / "a" / "b" / "x.md"
     (tmp_path / "qrels").mkdir()
     (tmp_path / "corpus.jsonl").write_text("{}")
-    assert list_sources(tmp_path) == [tmp_path / "corpus.jsonl"]
-    assert list_sources(tmp_path / "corpus.jsonl") == [tmp_path / "corpus.jsonl"]
+    assert listed(tmp_path) == [("corpus.jsonl", tmp_path / "corpus.jsonl")]
+    assert listed(tmp_path / "corpus.jsonl") == [("corpus.jsonl", tmp_path / "corpus.jsonl")]
     with pytest.raises(CorpusError, match="is a file"):
-        list_sources(tmp_path / "y.txt")
+        listed(tmp_path / "y.txt")
     with pytest.raises(CorpusError, match="does not exist"):
-        list_sources(tmp_path / "nope")
+        listed(tmp_path / "nope")
 
 
 words = st.text(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -160,8 +161,11 @@ def test_sentence_states_come_from_the_passage_pass_and_are_kept(
     older = settings.index.with_name("older")
     shutil.copytree(generation(settings.index), older)
     manifest = json.loads((older / "manifest.json").read_text())
-    for key in ("sentence_tokens", "checksum", "contents", "corpus_absolute", "reading"):
+    keys = ("sentence_tokens", "checksum", "contents", "corpus_absolute", "reading")
+    for key in (*keys, "documents_kept", "unlisted"):
         del manifest[key]
+    for name in ("documents.jsonl", "documents.offsets.json"):  # qa 0.1 kept no documents
+        (older / name).unlink()
     manifest["corpus"] = os.path.relpath(settings.corpus, older)
     (older / "manifest.json").write_text(json.dumps(manifest))
     (older / "tokens.npy").unlink()
@@ -264,3 +268,45 @@ def test_cli_end_to_end_in_a_subprocess(answers: Answers, shipped: tuple[Setting
     [result] = json.loads(done.stdout)["results"]
     assert "$397 million" in result["text"] and result["paragraph"] == 2
     assert "(once)" not in done.stderr  # the index built above was current
+
+
+def test_a_terminal_gets_styled_wrapped_output_and_a_pipe_plain(
+    answers: Answers, shipped: tuple[Settings, Path]
+) -> None:
+    """In a real pseudo-terminal 60 columns wide: rich's styles and wrapping; in a pipe,
+    none of them, and the highlight marked in plain text."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    settings, root = shipped
+    args = [sys.executable, "-m", "qa", "ask", "--index", str(settings.index), "--no-update"]
+    args += ["-k", "1", "Who joined the Farfetch board?"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TERM": "xterm"}
+    env.pop("NO_COLOR", None)
+    env.pop("COLUMNS", None)
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 60, 0, 0))
+    child = subprocess.Popen(args, stdout=secondary, stderr=secondary, env=env, cwd=root)
+    os.close(secondary)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+    child.wait(timeout=60)
+    os.close(primary)
+    text = screen.decode("utf-8", "replace")
+    assert child.returncode == 0, text
+    assert "\x1b[" in text and "»" not in text  # styled: the highlight is bold, not marked
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    assert max(len(line) for line in plain.replace("\r", "").splitlines()) <= 60
+    piped = subprocess.run(args, capture_output=True, text=True, env=env, cwd=root, check=True)
+    assert "\x1b[" not in piped.stdout and "»" in piped.stdout
+    assert all(line == line.rstrip() for line in piped.stdout.splitlines())
+    assert len(piped.stdout.splitlines()[1]) > 60  # one passage, one line
