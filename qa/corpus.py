@@ -9,20 +9,18 @@ So ``text[chunk.start:chunk.end] == chunk.text`` always holds.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 
 from qa.errors import CorpusError
 
 log = logging.getLogger(__name__)
+_WORD = re.compile(r"\S+")
 
-TEXT_SUFFIXES = (".txt", ".md")
-JSONL_SUFFIX = ".jsonl"
 
 # Counts tokens (special tokens included) for each text, as the embedding model would.
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -38,6 +36,9 @@ _BATCH_CHARS = 1 << 20
 
 @dataclass(frozen=True)
 class Document:
+    """What a reader (qa.readers) makes of a file: the text every offset indexes, and what
+    is known about it."""
+
     source: str  # path relative to the corpus root, with forward slashes
     doc_id: str | None  # the JSONL "_id"/"id"; None for plain files
     title: str | None  # None when the document has no title we can trust
@@ -45,7 +46,13 @@ class Document:
     body_start: int = 0  # where paragraphs begin (after front matter)
     title_end: int = 0  # the title line ends here when it is part of the text (else 0)
     url: str | None = None
-    date: str | None = None
+    date: str | None = None  # ISO 8601 (YYYY-MM-DD, or with a time) when known
+    author: str | None = None
+    tags: list[str] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)  # any other scalar metadata, as text
+    encoding: str | None = None  # how the file's bytes were decoded (None: not from bytes)
+    # offsets in text where each page begins (page n starts at pages[n - 1]), for PDFs
+    pages: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -104,124 +111,6 @@ class SkippedSource(Exception):
     """A source file that cannot be read; the run warns and goes on."""
 
 
-def decode(data: bytes, source: str) -> str:
-    """Bytes to the text every offset refers to; SkippedSource if not UTF-8 text."""
-    if b"\x00" in data[:8192]:
-        raise SkippedSource(f"{source}: binary file, skipped")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SkippedSource(f"{source}: not valid UTF-8 (byte {exc.start}), skipped") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def read_documents(source: str, data: bytes) -> list[Document]:
-    """The documents in one source file's bytes."""
-    text = decode(data, source)
-    if source.lower().endswith(JSONL_SUFFIX):
-        return list(_jsonl_documents(source, text))
-    return [_text_document(source, text)]
-
-
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.S)
-# Both take the rest of the line and trim it in Python: a lazy group before optional trailing
-# blanks backtracks quadratically over a long run of spaces (20,000 took 1.5 s).
-_FRONT_TITLE = re.compile(r"^title:(.+)$", re.M)
-_HEADING = re.compile(r"#{1,6}[ \t]++([^\n]++)")
-_WORD = re.compile(r"\S+")
-
-
-def _text_document(source: str, text: str) -> Document:
-    body_start, title = 0, None
-    match = _FRONT_MATTER.match(text)
-    if match:
-        body_start = match.end()
-        found = _FRONT_TITLE.search(match.group(1))
-        if found:
-            title = found.group(1).strip().strip("'\"") or None
-    title_end = 0
-    paragraphs = paragraph_spans(text, body_start)
-    if paragraphs:
-        start, end = paragraphs[0]
-        heading = _HEADING.fullmatch(text, start, end)
-        if heading:
-            words = heading.group(1)
-            title = title or words.rstrip(" \t#") or words[0]
-            title_end = end
-        elif (
-            text.find("\n", start, end) < 0
-            and not _has_words(text, start, end, 13)
-            and len(paragraphs) > 1
-        ):
-            # A short first line standing alone, like the titles of the SQuAD articles.
-            if not text.endswith((".", "!", "?", ":", ";", ","), start, end):
-                title = title or text[start:end]
-                title_end = end
-    return Document(source, None, title, text, body_start=body_start, title_end=title_end)
-
-
-# JSON's "\ud800" escapes decode to lone surrogates, which no UTF-8 encoder (the tokenizer's, the
-# index writer's) accepts.
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _jsonl_documents(source: str, text: str) -> Iterator[Document]:
-    seen: set[str] = set()
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            log.warning("%s:%d: not valid JSON (%s), line skipped", source, number, exc.msg)
-            continue
-        except RecursionError:
-            log.warning("%s:%d: JSON nested too deeply, line skipped", source, number)
-            continue
-        except ValueError as exc:  # an integer of more than 4,300 digits
-            log.warning("%s:%d: not readable JSON (%s), line skipped", source, number, exc)
-            continue
-        if not isinstance(record, dict):
-            log.warning("%s:%d: not a JSON object, line skipped", source, number)
-            continue
-        doc_id = _scalar(record.get("_id", record.get("id")))
-        body = record.get("text")
-        if doc_id is None or not isinstance(body, str):
-            log.warning('%s:%d: needs an "_id" (or "id") and a "text", skipped', source, number)
-            continue
-        fields = {
-            "title": record.get("title"),
-            "url": record.get("url"),
-            "date": record.get("date"),
-        }
-        for name, value in fields.items():
-            if value is not None and _scalar(value) is None:
-                log.warning("%s:%d: %r is not a string, ignored", source, number, name)
-        title, url, date = (_scalar(value) for value in fields.values())
-        body = body.replace("\r\n", "\n").replace("\r", "\n")
-        if any(_SURROGATE.search(v) for v in (doc_id, body, title or "", url or "", date or "")):
-            log.warning("%s:%d: lone surrogates replaced by U+FFFD", source, number)
-            # One character for one, so every offset into the text still holds.
-            doc_id, body = _SURROGATE.sub("\ufffd", doc_id), _SURROGATE.sub("\ufffd", body)
-            title, url, date = (_SURROGATE.sub("\ufffd", v) if v else v for v in (title, url, date))
-        if doc_id in seen:
-            log.warning("%s:%d: duplicate id %r, skipped", source, number, doc_id)
-            continue
-        seen.add(doc_id)
-        yield Document(
-            source, doc_id, title.strip() or None if title else None, body, url=url, date=date
-        )
-
-
-def _scalar(value: object) -> str | None:
-    """A JSON string or number as text; None for null, true/false, arrays and objects."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
 # --- spans -----------------------------------------------------------------------------------
 
 _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
@@ -277,7 +166,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     return spans
 
 
-def _has_words(text: str, start: int, end: int, count: int) -> bool:
+def has_words(text: str, start: int, end: int, count: int) -> bool:
     """Whether text[start:end] has at least count words, reading no further than that."""
     return (
         count <= 0
@@ -326,7 +215,7 @@ def _units(doc: Document, min_words: int, title_end: int) -> list[_Unit]:
     for number, (start, end) in enumerate(paragraphs, start=1):
         if end == title_end and number == 1:
             continue
-        if not _has_words(doc.text, start, end, min_words):
+        if not has_words(doc.text, start, end, min_words):
             pending.append((number, start, end))
             continue
         first = pending[0] if pending else (number, start, end)

@@ -17,7 +17,7 @@ import numpy as np
 from qa import embed as embedding
 from qa import layout
 from qa.config import DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS, Reading, Settings
-from qa.corpus import Chunk, ChunkingParams, SkippedSource, chunk_documents, read_documents
+from qa.corpus import Chunk, ChunkingParams, SkippedSource, chunk_documents
 from qa.errors import (
     CorpusError,
     IndexCorruptError,
@@ -28,6 +28,7 @@ from qa.errors import (
 )
 from qa.integrity import content_problems, shallow_problems
 from qa.lexical import build_lexical
+from qa.readers import read_documents
 from qa.runtime import (
     ENCODER_FILES,
     PASSAGE_ENCODER,

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from qa.config import Reading
-from qa.corpus import JSONL_SUFFIX, TEXT_SUFFIXES
 from qa.errors import CorpusError
+from qa.readers import SUFFIXES
 
 IGNORE_FILE = ".qaignore"
-SUFFIXES = (*TEXT_SUFFIXES, JSONL_SUFFIX)
 SNIFF = 8192  # a NUL byte in the first SNIFF bytes: a binary file
 
 
@@ -44,7 +43,7 @@ def list_sources(root: Path, reading: Reading, skip: Iterable[Path] = ()) -> Lis
     if not root.exists():
         raise CorpusError(f"Corpus {root} does not exist: pass a folder of .txt/.md/.jsonl files.")
     if root.is_file():
-        if root.suffix.lower() == JSONL_SUFFIX:
+        if root.suffix.lower() == ".jsonl":
             return Listing([Source(root.name, root)])
         raise CorpusError(
             f"Corpus {root} is a file: pass the folder that holds it (or a .jsonl collection)."
@@ -116,9 +115,12 @@ class _Walk:
                 return
             self.seen.add(target)
             self.folder(path, name)
-        elif stat.S_ISREG(mode) and path.suffix.lower() in SUFFIXES:
-            if self.spec is None or not self.spec.match_file(name):
+        elif stat.S_ISREG(mode) and (self.spec is None or not self.spec.match_file(name)):
+            if path.suffix.lower() in SUFFIXES:
                 self.found.append(Source(name, path))
+            else:
+                kind = path.suffix.lower() or "no suffix"
+                self.skipped.append(f"{_shown(name)}: not an article format ({kind}), skipped")
 
 
 def _ignore_spec(root: Path, exclude: Sequence[str]) -> Any:

@@ -24,9 +24,9 @@ from qa.corpus import (
     SkippedSource,
     TokenCounter,
     chunk_documents,
-    read_documents,
 )
 from qa.errors import CorpusError
+from qa.readers import read_documents
 
 from .conftest import FakeEmbedder
 
@@ -224,7 +224,7 @@ def test_unreadable_json_lines_are_skipped_with_their_line(
     with caplog.at_level(logging.WARNING):
         docs = read_documents("odd.jsonl", "\n".join(lines).encode())
     assert [(d.doc_id, d.title, d.url, d.date) for d in docs] == [
-        ("3", None, None, "20240101"),
+        ("3", None, None, "2024-01-01"),
         ("4", "7", None, None),
     ]
     text = caplog.text

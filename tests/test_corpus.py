@@ -12,11 +12,11 @@ from qa.corpus import (
     ChunkingParams,
     SkippedSource,
     chunk_documents,
-    decode,
-    read_documents,
     sentence_spans,
 )
 from qa.errors import CorpusError
+from qa.readers import read_documents
+from qa.readers.meta import decode
 from qa.sources import list_sources
 
 from .conftest import REPO, FakeEmbedder
@@ -108,15 +108,37 @@ def test_sentences_skip_abbreviations_and_decimals() -> None:
 
 
 def test_bom_and_crlf_are_normalised() -> None:
-    text = decode("\ufeffTitle\r\n\r\nBody line one.\r\nline two.\r\n".encode(), "x.txt")
-    assert text == "Title\n\nBody line one.\nline two.\n"
+    text, encoding = decode("\ufeffTitle\r\n\r\nBody line one.\r\nline two.\r\n".encode(), "x")
+    assert (text, encoding) == ("Title\n\nBody line one.\nline two.\n", "utf-8-sig")
 
 
-def test_binary_and_invalid_utf8_are_skipped_with_their_name() -> None:
+FRENCH = (
+    "Le café du matin\n\nÀ l'aube, la boulangère prépare les croissants et le pain de "
+    "campagne ; les élèves passent, pressés, avant l'école. Déjà l'été s'achève à Besançon.\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("encoded", "expected"),
+    [
+        (FRENCH.encode("utf-16"), "utf-16"),
+        (FRENCH.encode("utf-32"), "utf-32"),
+        (FRENCH.encode("utf-8"), "utf-8"),
+        (FRENCH.encode("latin-1"), None),  # detected: latin-1 or cp1252, both right here
+        (FRENCH.encode("cp1252"), None),
+    ],
+)
+def test_encodings_are_detected_and_recorded(encoded: bytes, expected: str | None) -> None:
+    [doc] = read_documents("fr.txt", encoded)
+    assert doc.text == FRENCH and doc.title == "Le café du matin"
+    assert doc.encoding == expected if expected else doc.encoding in ("iso8859-1", "cp1252")
+
+
+def test_binary_files_are_skipped_with_their_name() -> None:
     with pytest.raises(SkippedSource, match="bin.txt: binary"):
         read_documents("bin.txt", b"abc\x00def")
-    with pytest.raises(SkippedSource, match="latin.txt: not valid UTF-8"):
-        read_documents("latin.txt", "café".encode("latin-1"))
+    with pytest.raises(SkippedSource, match="x.png: not an article format"):
+        read_documents("x.png", b"\x89PNG")
 
 
 def test_jsonl_documents_with_ids_titles_and_bad_lines(caplog: pytest.LogCaptureFixture) -> None:

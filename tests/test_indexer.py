@@ -78,13 +78,13 @@ def test_another_model_triggers_an_announced_full_rebuild(
 def test_unreadable_files_are_skipped_and_named_and_nothing_else_is_lost(
     corpus: Path, tmp_path: Path, fake: FakeEmbedder
 ) -> None:
-    (corpus / "bad.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
     (corpus / "image.md").write_bytes(b"\x89PNG\x00\x00")
+    (corpus / "photo.png").write_bytes(b"\x89PNG\x00\x00")
     report = build_index(settings_for(corpus, tmp_path), embedder=fake)
     assert report.chunks == 5
     assert sorted(report.skipped) == [
-        "bad.txt: not valid UTF-8 (byte 3), skipped",
         "image.md: binary file, skipped",
+        "photo.png: not an article format (.png), skipped",
     ]
     # Skipped files are remembered, so they do not make the index look stale.
     assert not index_status(settings_for(corpus, tmp_path)).changes
