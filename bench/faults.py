@@ -223,6 +223,8 @@ class Bench:
             self.command("index"), cwd=self.twin, env=self.env, capture_output=True, check=False
         )
         seconds = time.perf_counter() - started
+        if done.returncode:
+            sys.stderr.write(done.stderr.decode("utf-8", "replace")[-2000:])
         return (None if done.returncode else self.answers_in(self.twin)), seconds
 
     # --- the first build ----------------------------------------------------------------------
