@@ -20,6 +20,7 @@ from qa import __version__, schema
 from qa.config import CONFIG_FILE, Settings, parse_size
 from qa.errors import InputError, QAError
 from qa.evaluate import eval_index, evaluate_beir, evaluate_spans
+from qa.filters import Filters
 from qa.indexer import IndexReport, build_index, index_status
 from qa.integrity import damaged
 from qa.layout import MARKER
@@ -410,6 +411,52 @@ def ask(
         ),
     ] = None,
     mode: ModeOpt = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            metavar="GLOB",
+            help="Only passages of files matching this glob, e.g. 'news/*.html' (repeatable: "
+            "any may match).",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DATE",
+            help="Only documents dated on or after DATE (2024-03-01).",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="DATE",
+            help="Only documents dated on or before DATE.",
+            show_default=False,
+        ),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag",
+            metavar="TAG",
+            help="Only documents with this tag (repeatable: all must be).",
+            show_default=False,
+        ),
+    ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            metavar="KEY=VALUE",
+            help="Only documents whose metadata KEY is VALUE, e.g. author=Smith (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
     index_dir: IndexOpt = None,
     collection: CollectionOpt = None,
     model: ModelOpt = None,
@@ -432,6 +479,7 @@ def ask(
             k=k,
             mode=mode.value if mode else None,
         )
+        filters = Filters.parse(source or (), since, until, tag or (), where or ())
         if questions is None:
             settled(printer, settings, fmt, as_json)
             batch = [Asked(1, None, check_question(question or ""))]
@@ -450,6 +498,7 @@ def ask(
                 notify=printer.note,
                 progress=progress,
                 context=context,
+                filters=filters,
             )
     answers = iter(result.answers if result else [])
     for asked in batch:
@@ -549,6 +598,66 @@ def status(
             f"[red]error:[/red] {escape(safe(str(damaged(settings.index, state.damage))))}"
         )
         raise typer.Exit(1)
+
+
+@app.command()
+def show(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A source as qa ask cites it (notes/a.md, c.jsonl:42), a citation "
+            "(notes/a.md#3), or the path of a file not yet indexed.",
+            show_default=False,
+        ),
+    ],
+    context: Annotated[
+        int,
+        typer.Option("-C", "--context", min=0, help="Paragraphs around a cited passage."),
+    ] = 2,
+    index_dir: IndexOpt = None,
+    collection: CollectionOpt = None,
+    fmt: FormatOpt = None,
+    as_json: JsonOpt = False,
+    width: WidthOpt = None,
+) -> None:
+    """Show a document as qa read it (metadata, then its text), or a cited passage in its
+    context; a file not yet indexed is extracted on the spot.
+
+    Example: qa show corpus/000_b577fc557edadd91.txt#2
+    """
+    from qa.documents import show as show_target
+
+    printer = printer_for(fmt, as_json, width)
+    with errors_to_exit(printer):
+        settings = Settings.resolve(index=index_dir, collection=collection)
+        settled(printer, settings, fmt, as_json)
+        shown = show_target(settings, _as_source(target, settings), context)
+    printer.shown(shown, None)
+
+
+def _as_source(target: str, settings: Settings) -> str:
+    """A path as qa ask prints it (corpus/a.md#3, relative to here) -> the source the index
+    knows (a.md#3, relative to its corpus); anything else as it is."""
+    import os
+
+    from qa.indexer import resolve_corpus
+    from qa.store import read_manifest
+
+    base, sep, part = target.partition("#")
+    stem, jsonl, doc_id = base.partition(".jsonl:")
+    path = stem + ".jsonl" if jsonl else base
+    if not os.path.exists(path):
+        return target
+    try:
+        root = resolve_corpus(settings, read_manifest(settings.index))
+    except QAError:
+        return target
+    folder = root if root.is_dir() else root.parent
+    relative = os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+    if relative.startswith(".."):
+        return target
+    name = relative.replace(os.sep, "/") + (f":{doc_id}" if jsonl else "")
+    return name + sep + part
 
 
 @app.command(name="eval")

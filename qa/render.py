@@ -15,7 +15,7 @@ import sys
 import textwrap
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from rich.console import Console
@@ -25,7 +25,11 @@ from rich.table import Table
 from rich.text import Text
 
 from qa import schema
+from qa.corpus import Document
 from qa.search import Answer, Answers, Hit, Paragraph
+
+if TYPE_CHECKING:
+    from qa.documents import Shown
 
 NO_ANSWER = (
     "No passage in the corpus answers this question; the closest ones, which are weak matches:"
@@ -138,6 +142,8 @@ class Printer:
             self.out.print(Padding(Text(cited, style="dim"), (0, 0, 0, 3), expand=False))
         else:
             self.out.print(heading + Text(cited, style="bold"))
+        if described := about_line(hit):
+            self.out.print(Padding(Text(safe(described), style="dim"), (0, 0, 0, 3), expand=False))
         before, after = hit.context or ([], [])
         for p in before:
             self.out.print(Padding(Text(safe(p.text), style="dim"), (0, 0, 0, 3), expand=False))
@@ -154,6 +160,8 @@ class Printer:
         c = hit.chunk
         title = f"{safe(c.title)} | " if c.title else ""
         heading = f"{hit.rank}. {hit.score:.3f}  {title}{safe(citation(result.corpus, hit))}"
+        if described := about_line(hit):
+            heading += f" | {safe(described)}"
         if self.width:
             for row in textwrap.wrap(heading, self.width, subsequent_indent="   "):
                 self.line(row)
@@ -190,6 +198,9 @@ class Printer:
             self.line()
             self.line(f"[{_md(citation(result.corpus, hit))}]({link(result.corpus, hit)})")
             self.line()
+            if described := about_line(hit):
+                self.line(f"*{_md(described)}*")
+                self.line()
             before, after = hit.context or ([], [])
             for p in before:
                 self.line(f"> {_md(' '.join(p.text.split()))}")
@@ -200,6 +211,79 @@ class Printer:
             for p in after:
                 self.line(f"> {_md(' '.join(p.text.split()))}")
                 self.line()
+
+    # --- documents ---------------------------------------------------------------------------
+
+    def shown(self, shown: Shown, root: Path | None) -> None:
+        if self.format in ("json", "jsonl"):
+            if shown.passage is not None:
+                self.json(schema.cited(shown))
+            for doc in [] if shown.passage is not None else shown.documents:
+                self.json(schema.document(doc, shown.indexed))
+            return
+        if shown.passage is not None:
+            self._cited(shown)
+            return
+        for n, doc in enumerate(shown.documents):
+            if n:
+                self.line()
+            self._document(doc, shown.indexed)
+
+    def _document(self, doc: Document, indexed: bool) -> None:
+        rows = [
+            ("source", doc.source + (f" [{doc.doc_id}]" if doc.doc_id else "")),
+            ("title", doc.title),
+            ("date", doc.date),
+            ("author", doc.author),
+            ("url", doc.url),
+            ("tags", ", ".join(doc.tags) or None),
+            ("encoding", doc.encoding),
+            ("pages", str(len(doc.pages)) if doc.pages else None),
+            *sorted(doc.meta.items()),
+        ]
+        if not indexed:
+            rows.append(("note", "not in the index: extracted now, as qa index would read it"))
+        width = max(len(k) for k, v in rows if v)
+        for key, value in rows:
+            if value:
+                if self.styled:
+                    self.out.print(Text.assemble((key.ljust(width), "dim"), "  ", safe(value)))
+                else:
+                    self.line(f"{key.ljust(width)}  {safe(value)}")
+        self._write_text(doc.text[doc.body_start :] if doc.body_start else doc.text)
+
+    def _write_text(self, text: str) -> None:
+        if self.styled:
+            self.out.print()
+            self.out.print(Text(safe(text)))
+        else:
+            self.line()
+            self.stream.write(safe(text).rstrip("\n") + "\n")
+
+    def _cited(self, shown: Shown) -> None:
+        chunk = shown.passage
+        assert chunk is not None
+        doc = shown.documents[0] if shown.documents else None
+        head = chunk.id + (f" | {doc.title}" if doc and doc.title else "")
+        if self.styled:
+            self.out.print(Text(safe(head), style="bold"))
+            for p in shown.before or []:
+                self.out.print(Text(safe(p.text), style="dim"))
+                self.out.print()
+            self.out.print(Text(safe(chunk.text), style="bold yellow"))
+            for p in shown.after or []:
+                self.out.print()
+                self.out.print(Text(safe(p.text), style="dim"))
+            return
+        self.line(safe(head))
+        for p in shown.before or []:
+            self.line()
+            self.line(safe(p.text))
+        self.line()
+        self.line(safe(f"{MARK[0]}{chunk.text}{MARK[1]}"))
+        for p in shown.after or []:
+            self.line()
+            self.line(safe(p.text))
 
     # --- status and reports -----------------------------------------------------------------
 
@@ -230,6 +314,12 @@ class Printer:
         self.line(title)
         self.line("\t".join(columns))
         self.line("\t".join(values))
+
+
+def about_line(hit: Hit) -> str:
+    """The document's date, author and URL, when known: '2024-03-05 · J. Doe · https://…'."""
+    about = hit.about or {}
+    return " · ".join(str(about[k]) for k in ("date", "author", "url") if about.get(k))
 
 
 def marked(text: str, hit: Hit, marks: tuple[str, str]) -> str:

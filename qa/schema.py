@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa.corpus import Chunk
+from qa.corpus import Chunk, Document
 from qa.errors import (
     CorpusError,
     IndexBusyError,
@@ -21,6 +21,7 @@ from qa.search import Answer, Hit, Paragraph
 
 if TYPE_CHECKING:
     from qa.config import Settings
+    from qa.documents import Shown
     from qa.evaluate import Report
     from qa.indexer import IndexReport, Status
 
@@ -65,6 +66,10 @@ def paragraph(p: Paragraph) -> dict[str, Any]:
 def hit(h: Hit) -> dict[str, Any]:
     body: dict[str, Any] = {"rank": h.rank, "score": round(h.score, 6), **passage(h.chunk)}
     body["highlight"] = {"start": h.highlight[0], "end": h.highlight[1]}
+    about = h.about or {}
+    for key in ("date", "url", "author"):
+        body[key] = about.get(key)
+    body["tags"] = about.get("tags", [])
     if h.context is not None:
         before, after = h.context
         body["context"] = {
@@ -154,3 +159,36 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+def document(d: Document, indexed: bool = True) -> dict[str, Any]:
+    """A document as qa read it (`qa show SOURCE`): its metadata, then the text offsets index."""
+    return {
+        "source": d.source,
+        "doc_id": d.doc_id,
+        "title": d.title,
+        "date": d.date,
+        "url": d.url,
+        "author": d.author,
+        "tags": d.tags,
+        "encoding": d.encoding,
+        "meta": d.meta,
+        "pages": len(d.pages) or None,
+        "indexed": indexed,
+        "text": d.text,
+    }
+
+
+def cited(shown: Shown) -> dict[str, Any]:
+    """A citation (`qa show SOURCE#3`): the passage, its paragraphs around, its document's
+    metadata (not its whole text)."""
+    assert shown.passage is not None
+    body: dict[str, Any] = {"citation": shown.passage.id}
+    if shown.documents:
+        body.update({k: v for k, v in document(shown.documents[0]).items() if k != "text"})
+    body["passage"] = passage(shown.passage)
+    body["context"] = {
+        "before": [paragraph(p) for p in shown.before or []],
+        "after": [paragraph(p) for p in shown.after or []],
+    }
+    return body

@@ -16,6 +16,7 @@ from qa import embed as embedding
 from qa.config import MODES, Settings
 from qa.corpus import Chunk, paragraph_spans
 from qa.errors import InputError
+from qa.filters import Filters
 from qa.indexer import Progress, current_index
 from qa.lexical import Matcher
 from qa.runtime import OnnxEmbedder, SentenceStates, token_matches
@@ -38,6 +39,8 @@ class Hit:
     highlight: tuple[int, int]  # [start, end) of the best sentence, in document coordinates
     # with ask(context=N): up to N paragraphs of its document before the passage, and after
     context: tuple[list[Paragraph], list[Paragraph]] | None = None
+    # its document's date, url, author and tags (qa.filters.DocumentTable.info), when known
+    about: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,24 +91,31 @@ def retrieve(
     k: int,
     mode: str,
     query_tokens: Sequence[np.ndarray] | None = None,
+    mask: np.ndarray | None = None,
 ) -> list[list[tuple[int, float]]]:
     """(row, score) of the k best passages per question, best first; query_tokens are the
-    questions' token states (embed_questions), for the re-rank. RERANK_DEPTH and PER_DOCUMENT
-    are read at each call, so a benchmark can switch either off."""
+    questions' token states (embed_questions), for the re-rank; mask, the rows that may
+    answer (qa.filters), applied by both sides before either chooses its best. RERANK_DEPTH
+    and PER_DOCUMENT are read at each call, so a benchmark can switch either off."""
     if mode not in MODES:
         raise InputError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
     if mode == "dense":
-        return index.search(query_vectors, k)
+        return index.search(query_vectors, k, mask)
     pool = max(k, POOL)
-    dense = index.search(query_vectors, pool) if mode == "hybrid" else None
+    dense = index.search(query_vectors, pool, mask) if mode == "hybrid" else None
     out = []
     for n, question in enumerate(questions):
         lexical = index.lexical.scores(question)
+        if mask is not None:
+            lexical[~mask] = 0.0  # _top keeps positive scores only
         if mode == "lexical":
             out.append(_top(lexical, k))
             continue
         assert dense is not None
         candidates = {row for row, _ in dense[n]} | {row for row, _ in _top(lexical, pool)}
+        if not candidates:
+            out.append([])
+            continue
         rows = np.fromiter(candidates, dtype=np.int64)
         fused = fuse(index.dense_scores(query_vectors[n], rows), lexical[rows])
         order = np.argsort(-fused, kind="stable")
@@ -245,19 +255,35 @@ def search(
     questions: Sequence[str],
     k: int,
     mode: str = "hybrid",
+    filters: Filters | None = None,
 ) -> list[Answer]:
-    """The k best passages for each question, each with its best sentence marked."""
+    """The k best passages for each question, each with its best sentence marked; with
+    filters, the best of the passages whose documents pass them."""
     if k < 1:
         raise InputError(f"-k must be at least 1 (got {k}).")
     questions = [check_question(q) for q in questions]
+    mask = row_mask(index, filters)
     query_vectors, query_tokens = embed_questions(embedder, questions)
-    results = retrieve(index, query_vectors, questions, k, mode, query_tokens)
+    results = retrieve(index, query_vectors, questions, k, mode, query_tokens, mask)
     return [
         Answer(
             question, marked_hits(index, question, rows), answered=answerable(index, vector, rows)
         )
         for question, vector, rows in zip(questions, query_vectors, results, strict=True)
     ]
+
+
+def row_mask(index: StoredIndex, filters: Filters | None) -> np.ndarray | None:
+    """The rows filters allow (None: no filter); InputError for an index without metadata."""
+    if not filters:
+        return None
+    table = index.table()
+    if table is None:
+        raise InputError(
+            f"Index {index.index_dir or index.path} keeps no metadata to filter on (built by "
+            "qa 0.1): run `qa index` once to add it."
+        )
+    return table.row_mask(filters)
 
 
 def embed_questions(
@@ -282,11 +308,13 @@ def marked_hits(index: StoredIndex, question: str, found: list[tuple[int, float]
     marked: the one holding the most of the question's terms and phrases (IDF-weighted).
     Measured on SQuAD: it holds the answer in 84% of correct top passages."""
     matcher = index.lexical.matcher(question)
+    table = index.table()
     hits = []
     for rank, (row, score) in enumerate(found, start=1):
         # max() keeps the first of equals: the earliest sentence wins a tie.
         span, _, _ = max(_coverage(index, matcher, row), key=lambda c: _weighted(c[1], c[2]))
-        hits.append(Hit(index.chunks[row], score, rank, span))
+        about = None if table is None else table.info(int(table.doc_of_row[row]))
+        hits.append(Hit(index.chunks[row], score, rank, span, about=about))
     return hits
 
 
@@ -302,6 +330,7 @@ def ask(
     notify: Callable[[str], None] | None = None,
     progress: Progress | None = None,
     context: int = 0,
+    filters: Filters | None = None,
 ) -> Answers:
     """Answer questions from the index, building or updating it first unless update=False;
     with context=N, each hit carries N paragraphs of its document on either side."""
@@ -313,7 +342,7 @@ def ask(
     )
     if embedder is None:
         embedder = embedding.index_embedder(index.path, index.manifest.model, settings.batch_size)
-    found = search(index, embedder, questions, k, mode)
+    found = search(index, embedder, questions, k, mode, filters)
     if context > 0:
         found = [
             replace(a, hits=[replace(h, context=around(index, h.chunk, context)) for h in a.hits])

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from qa.integrity import (
 from qa.lexical import LexicalIndex
 from qa.runtime import PASSAGE_ENCODER, SentenceStates
 
+if TYPE_CHECKING:
+    from qa.filters import DocumentTable
+
 FORMAT_VERSION = 1
 MANIFEST = layout.MANIFEST
 CHUNKS = "chunks.jsonl"
@@ -49,6 +52,8 @@ TOKENS, TOKEN_STARTS = "tokens.npy", "token_starts.npy"
 # Every document as it was read (qa.corpus.Document: the text that offsets index, its title and
 # metadata), one JSON line each, and where each line starts, for `ask -C` and `qa show`
 DOCUMENTS, DOCUMENT_OFFSETS = "documents.jsonl", "documents.offsets.json"
+# Every document's metadata in columns (qa.filters.DocumentTable) and each row's document
+METADATA, DOCUMENT_ROWS = "metadata.json", "document_rows.npy"
 
 # Exact search while it is fast enough; past that, IVF with 8-bit scalar quantisation
 # (bench/results/large.md has the measurements behind these numbers).
@@ -157,6 +162,7 @@ class StoredIndex:
     index_dir: Path | None = None  # the index folder the generation is in
     # source -> the byte range of its documents' lines in DOCUMENTS, read when first needed
     _document_offsets: dict[str, tuple[int, int]] | None = None
+    _table: DocumentTable | None = None
 
     def corpus(self) -> Path:
         """The corpus root that every chunk's source is relative to."""
@@ -199,21 +205,48 @@ class StoredIndex:
             np.diff(self.token_starts[begin : end + 1]),
         )
 
-    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
-        """(row, score) pairs per query, best first; faiss's -1 padding removed."""
-        k = min(k, len(self.chunks))
+    def search(
+        self, queries: np.ndarray, k: int, mask: np.ndarray | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """(row, score) pairs per query, best first; faiss's -1 padding removed. With a mask
+        (a bool per row), only rows it allows: exactly over them while they are few (or the
+        index is exact anyway), else the approximate index restricted to them, with more
+        lists probed the fewer they are (bench/filters.py measured both)."""
+        k = min(k, len(self.chunks) if mask is None else int(mask.sum()))
         if k <= 0:
             return [[] for _ in range(len(queries))]
+        queries = np.ascontiguousarray(queries, np.float32)
+        if mask is not None and (self.manifest.vector_index == "Flat" or k_exact(mask)):
+            return self._exact_search(queries, k, np.flatnonzero(mask))
         import faiss
 
         # One thread for a question or a few: OpenMP's start-up costs more than it saves
         # (single-query Flat at 10k: 1.2 ms with one thread, 24 ms with two on a busy machine).
         faiss.omp_set_num_threads(1 if len(queries) <= 4 else os.cpu_count() or 1)
-        scores, rows = self.faiss_index.search(np.ascontiguousarray(queries, np.float32), k)
+        if mask is None:
+            scores, rows = self.faiss_index.search(queries, k)
+        else:
+            bits = np.packbits(mask, bitorder="little")
+            nprobe = min(4096, int(self.manifest.nprobe / max(float(mask.mean()), 1e-6)))
+            selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))  # bits kept alive
+            params = faiss.SearchParametersIVF()
+            params.sel, params.nprobe = selector, nprobe
+            scores, rows = self.faiss_index.search(queries, k, params=params)
         return [
             [(int(r), float(s)) for r, s in zip(row, score, strict=True) if r >= 0]
             for row, score in zip(rows, scores, strict=True)
         ]
+
+    def _exact_search(
+        self, queries: np.ndarray, k: int, rows: np.ndarray
+    ) -> list[list[tuple[int, float]]]:
+        scores = np.asarray(self.exact[rows], dtype=np.float32) @ queries.T  # (rows, queries)
+        out = []
+        for column in scores.T:
+            top = np.argpartition(-column, k - 1)[:k] if k < len(column) else np.arange(len(column))
+            top = top[np.argsort(-column[top], kind="stable")]
+            out.append([(int(rows[i]), float(column[i])) for i in top])
+        return out
 
     def dense_scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact inner products of one query with the given rows' vectors."""
@@ -222,6 +255,17 @@ class StoredIndex:
     def vectors(self) -> np.ndarray:
         """Every passage's exact vector, in row order."""
         return np.asarray(self.exact, dtype=np.float32)
+
+    def table(self) -> DocumentTable | None:
+        """The documents' metadata in columns (None for an index from before qa 0.2 until its
+        next build), read when first needed."""
+        if self._table is None and (self.path / METADATA).is_file():
+            from qa.filters import DocumentTable
+
+            columns = json.loads((self.path / METADATA).read_text(encoding="utf-8"))
+            rows = np.load(self.path / DOCUMENT_ROWS, allow_pickle=False)
+            self._table = DocumentTable(**columns, doc_of_row=rows)
+        return self._table
 
     def document(self, source: str, doc_id: str | None) -> Document | None:
         """A document as it was indexed (None if the index keeps no documents or not it)."""
@@ -252,6 +296,15 @@ class StoredIndex:
         with (self.path / DOCUMENTS).open("rb") as f:
             f.seek(span[0])
             return f.read(span[1] - span[0]).splitlines()
+
+
+# Filtered dense search is exact while the rows a filter allows are at most this many: 50,000
+# rows cost about as much as an approximate search over 1M (bench/filters.py).
+EXACT_FILTERED = 50_000
+
+
+def k_exact(mask: np.ndarray) -> bool:
+    return int(mask.sum()) <= EXACT_FILTERED
 
 
 def read_manifest(index_dir: Path) -> Manifest:
@@ -450,6 +503,7 @@ def write_generation(
         (folder / PASSAGE_ENCODER).unlink(missing_ok=True)
     if documents is not None:
         _save_documents(folder, documents)
+        _save_metadata(folder, documents, chunks)
     with (folder / CHUNKS).open("w", encoding="utf-8") as f:
         for chunk in chunks:
             # vars(), not asdict(): a flat dataclass needs no deep copy (1.2 s -> 0.1 s
@@ -475,6 +529,37 @@ def _save_documents(folder: Path, documents: dict[str, list[bytes]]) -> None:
             ends.append(f.tell())
     offsets = {"sources": sources, "starts": starts, "ends": ends}
     (folder / DOCUMENT_OFFSETS).write_text(json.dumps(offsets, ensure_ascii=False), "utf-8")
+
+
+def _save_metadata(folder: Path, documents: dict[str, list[bytes]], chunks: list[Chunk]) -> None:
+    """METADATA: each document's metadata as columns; DOCUMENT_ROWS: each row's document."""
+    columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+    number: dict[tuple[str, str | None], int] = {}
+    for lines in documents.values():
+        for line in lines:
+            raw = json.loads(line)
+            number[(raw["source"], raw["doc_id"])] = len(number)
+            for name, key in _COLUMNS.items():
+                columns[name].append(
+                    raw.get(key, [] if key == "tags" else {} if key == "meta" else None)
+                )
+    (folder / METADATA).write_text(json.dumps(columns, ensure_ascii=False), "utf-8")
+    rows = np.array([number.get((c.source, c.doc_id), -1) for c in chunks], dtype=np.int32)
+    np.save(folder / DOCUMENT_ROWS, rows, allow_pickle=False)
+
+
+# DocumentTable field -> Document field
+_COLUMNS = {
+    "sources": "source",
+    "doc_ids": "doc_id",
+    "titles": "title",
+    "dates": "date",
+    "urls": "url",
+    "authors": "author",
+    "tags": "tags",
+    "meta": "meta",
+    "encodings": "encoding",
+}
 
 
 def document_line(document: Document) -> bytes:
