@@ -357,7 +357,24 @@ def render_report(printer: Printer, report: IndexReport, settings: Settings) -> 
         f"embedded {report.embedded}, reused {report.reused}, removed {report.removed}."
     )
     if report.skipped:
-        printer.note(f"Skipped {len(report.skipped)} file(s) that could not be read.")
+        printer.note(skipped_summary(report.skipped))
+
+
+def skipped_summary(skipped: list[str]) -> str:
+    """'skipped 3: 2 .png (not an article format), 1 .pdf (no text layer)' from the
+    'NAME: REASON, skipped' messages every skip is reported with."""
+    import re
+    from collections import Counter
+
+    kinds: Counter[str] = Counter()
+    for message in skipped:
+        name, _, reason = message.partition(": ")
+        reason = re.sub(r" \(byte \d+\)", "", reason.rpartition(", skipped")[0] or reason)
+        dot = name.rfind(".")
+        suffix = name[dot:].lower() if dot > name.rfind("/") else "file"
+        kinds[f"{suffix} ({reason})"] += 1
+    listed = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+    return f"skipped {len(skipped)}: {listed}"
 
 
 @app.command()

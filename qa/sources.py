@@ -72,7 +72,7 @@ class _Walk:
             entries = sorted(os.scandir(path), key=lambda e: e.name)
         except OSError as exc:
             self.skipped.append(
-                f"{_shown(rel or '.')}/: folder cannot be read ({_why(exc)}), skipped"
+                f"{_shown(rel or '.')}/: folder cannot be read, skipped ({_why(exc)})"
             )
             return
         for entry in entries:
@@ -87,7 +87,7 @@ class _Walk:
             try:
                 self.entry(entry, name)
             except OSError as exc:
-                self.skipped.append(f"{_shown(name)}: cannot be read ({_why(exc)}), skipped")
+                self.skipped.append(f"{_shown(name)}: cannot be read, skipped ({_why(exc)})")
 
     def entry(self, entry: os.DirEntry[str], name: str) -> None:
         path = Path(entry.path)
@@ -100,8 +100,8 @@ class _Walk:
             if not inside and not self.reading.follow_symlinks:
                 if os.path.isdir(target) or path.suffix.lower() in SUFFIXES:
                     self.skipped.append(
-                        f"{_shown(name)}: a link to {_shown(target)}, outside the corpus, "
-                        "skipped (--follow-symlinks reads it)"
+                        f"{_shown(name)}: a link out of the corpus, skipped (to "
+                        f"{_shown(target)}; --follow-symlinks reads it)"
                     )
                 return
             mode = os.stat(target).st_mode
@@ -119,8 +119,7 @@ class _Walk:
             if path.suffix.lower() in SUFFIXES:
                 self.found.append(Source(name, path))
             else:
-                kind = path.suffix.lower() or "no suffix"
-                self.skipped.append(f"{_shown(name)}: not an article format ({kind}), skipped")
+                self.skipped.append(f"{_shown(name)}: not an article format, skipped")
 
 
 def _ignore_spec(root: Path, exclude: Sequence[str]) -> Any:
@@ -171,14 +170,14 @@ def read_source(source: Source, reading: Reading) -> Content:
         limit = reading.max_file_size
         if limit and size > limit:
             why = (
-                f"{_shown(source.name)}: {_size(size)}, larger than the {_size(limit)} limit, "
-                "skipped (--max-file-size raises it)"
+                f"{_shown(source.name)}: larger than the {_size(limit)} limit, skipped "
+                f"({_size(size)}; --max-file-size raises it)"
             )
             return Content(f"size:{size}", None, why)
         with source.path.open("rb") as f:
             data = f.read(limit + 1 if limit else -1)
     except OSError as exc:
-        return Content("", None, f"{_shown(source.name)}: cannot be read ({_why(exc)}), skipped")
+        return Content("", None, f"{_shown(source.name)}: cannot be read, skipped ({_why(exc)})")
     digest = hashlib.sha256(data).hexdigest()
     if limit and len(data) > limit:  # it grew while read
         return Content(digest, None, f"{_shown(source.name)}: larger than the limit, skipped")

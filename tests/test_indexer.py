@@ -84,7 +84,7 @@ def test_unreadable_files_are_skipped_and_named_and_nothing_else_is_lost(
     assert report.chunks == 5
     assert sorted(report.skipped) == [
         "image.md: binary file, skipped",
-        "photo.png: not an article format (.png), skipped",
+        "photo.png: not an article format, skipped",
     ]
     # Skipped files are remembered, so they do not make the index look stale.
     assert not index_status(settings_for(corpus, tmp_path)).changes
