@@ -264,3 +264,11 @@ def test_cli_end_to_end_in_a_subprocess(answers: Answers, shipped: tuple[Setting
     [result] = json.loads(done.stdout)["results"]
     assert "$397 million" in result["text"] and result["paragraph"] == 2
     assert "(once)" not in done.stderr  # the index built above was current
+
+
+def test_answers_are_relevant_on_the_calibrated_scale(answers: Answers) -> None:
+    tops = [answer.hits[0] for answer in answers.answers]
+    assert all(a.answered for a in answers.answers)
+    assert all(h.sentence is not None and h.sentence.token_match is not None for h in tops)
+    assert all(0.0 < h.relevance < 1.0 for a in answers.answers for h in a.hits)
+    assert np.mean([h.relevance for h in tops]) > 0.4  # 0.58 when written
