@@ -246,6 +246,16 @@ def ask(
         Path | None, typer.Option("--corpus", help="Corpus to index when the index is missing.")
     ] = None,
     mode: ModeOpt = "hybrid",
+    min_score: Annotated[
+        float,
+        typer.Option(
+            "--min-score",
+            min=0.0,
+            max=1.0,
+            help="Leave out passages whose relevance (the estimated probability that the "
+            "passage answers, 0 to 1) is lower.",
+        ),
+    ] = 0.0,
     index_dir: IndexOpt = None,
     model: ModelOpt = None,
 ) -> None:
@@ -271,6 +281,7 @@ def ask(
                 [q.text for q in good],
                 k=k,
                 mode=mode,
+                min_score=min_score,
                 ids=[q.id for q in good],
                 update=not no_update,
                 notify=note,
@@ -368,6 +379,26 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "line_end": c.line_end,
         "text": c.text,
         "highlight": {"start": hit.highlight[0], "end": hit.highlight[1]},
+        "relevance": round(hit.relevance, 6),
+        **measures_json(hit),
+    }
+
+
+def measures_json(hit: Hit) -> dict[str, Any]:
+    """What retrieval measured, under its own names; null where the mode did not compute it."""
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 6)
+
+    sentence = hit.sentence
+    return {
+        "fused": rounded(hit.fused),
+        "dense": rounded(hit.dense),
+        "lexical": rounded(hit.lexical),
+        "lexical_share": rounded(hit.lexical_share),
+        "sentence": None
+        if sentence is None
+        else {name: rounded(value) for name, value in vars(sentence).items()},
     }
 
 

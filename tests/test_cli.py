@@ -65,6 +65,12 @@ def test_ask_json_has_every_field_and_offsets_slice_the_source(here: Path) -> No
         "line_end",
         "text",
         "highlight",
+        "relevance",
+        "fused",
+        "dense",
+        "lexical",
+        "lexical_share",
+        "sentence",
     }
     text = (here / "corpus" / top["source"]).read_text(encoding="utf-8-sig")
     for r in body["results"]:

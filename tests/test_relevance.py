@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 import qa.search
 from qa.calibration import CALIBRATIONS, Calibration, calibration
+from qa.cli import app
 from qa.config import Settings
 from qa.errors import InputError
 from qa.indexer import build_index
@@ -16,6 +19,7 @@ from qa.store import StoredIndex, load_index
 
 from .conftest import FakeEmbedder
 
+runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 QUESTIONS = [
     "How deep is Lake Baikal in Siberia?",
     "Who designed the Saturn V rocket?",
@@ -89,3 +93,34 @@ def test_no_answer_when_the_best_relevance_is_below_the_threshold(
     assert [a.answered for a in answers] == [b >= middle for b in best]
     assert any(a.answered for a in answers) and not all(a.answered for a in answers)
     assert not answerable([])
+
+
+def test_ask_json_keeps_the_measures_under_their_names(
+    tmp_path: Path,
+    corpus: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_models: dict[str, FakeEmbedder],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("QA_CORPUS", "QA_INDEX", "QA_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    measures = {"relevance", "fused", "dense", "lexical", "lexical_share", "sentence"}
+    bodies = {}
+    for mode in MODES:
+        result = runner.invoke(app, ["ask", "--json", "--mode", mode, "-k", "5", QUESTIONS[0]])
+        assert result.exit_code == 0, result.output
+        bodies[mode] = json.loads(result.stdout)["results"]
+        for r in bodies[mode]:
+            assert measures <= set(r) and r["score"] == r["relevance"]
+            assert 0.0 <= r["relevance"] <= 1.0 and isinstance(r["dense"], float)
+    hybrid, dense, lexical = (bodies[m][0] for m in MODES)
+    assert isinstance(hybrid["fused"], float) and isinstance(hybrid["lexical"], float)
+    assert set(hybrid["sentence"]) == {"cosine", "token_match", "terms", "phrases"}
+    assert dense["fused"] is None and dense["lexical"] is None and dense["sentence"] is None
+    assert lexical["fused"] is None and isinstance(lexical["lexical_share"], float)
+    # --min-score is a relevance; outside [0, 1] typer refuses it before anything loads.
+    result = runner.invoke(app, ["ask", "--json", "--min-score", "0.999999", QUESTIONS[0]])
+    assert result.exit_code == 0, result.output
+    assert all(r["relevance"] >= 0.999999 for r in json.loads(result.stdout)["results"])
+    result = runner.invoke(app, ["ask", "--min-score", "1.5", QUESTIONS[0]])
+    assert result.exit_code == 2 and "--min-score" in result.output
