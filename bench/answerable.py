@@ -1,4 +1,5 @@
-"""Calibrate ANSWER_THRESHOLD: the best dense cosine among the top 5 hybrid passages.
+"""Calibrate the cosine rule that decided "no answer" before relevance (bench/calibrate.py):
+the best dense cosine among the top 5 hybrid passages; diversify still uses 0.30.
 
 Answerable: SQuAD questions over the SQuAD articles, SciFact test claims over SciFact.
 Unanswerable: each set's questions over the OTHER corpus, and off-topic questions over the

@@ -428,6 +428,16 @@ def ask(
         ),
     ] = None,
     mode: ModeOpt = None,
+    min_score: Annotated[
+        float,
+        typer.Option(
+            "--min-score",
+            min=0.0,
+            max=1.0,
+            help="Leave out passages whose relevance (the estimated probability that the "
+            "passage answers, 0 to 1) is lower.",
+        ),
+    ] = 0.0,
     source: Annotated[
         list[str] | None,
         typer.Option(
@@ -516,6 +526,7 @@ def ask(
                 progress=progress,
                 context=context,
                 filters=filters,
+                min_score=min_score,
             )
     answers = iter(result.answers if result else [])
     for asked in batch:

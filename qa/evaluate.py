@@ -156,8 +156,9 @@ def evaluate_beir(
     vectors, tokens = _embed_questions(embedder, texts, progress)
     found = retrieve(index, vectors, texts, 300, mode, tokens)
     totals: dict[str, float] = defaultdict(float)
-    for qid, vector, rows in zip(ids, vectors, found, strict=True):
-        totals["no-answer flagged"] += not answerable(index, vector, rows[:5])
+    for n, (qid, rows) in enumerate(zip(ids, found, strict=True)):
+        top = marked_hits(index, texts[n], rows[:5], vectors[n], _tokens(tokens, n), mode)
+        totals["no-answer flagged"] += not answerable(top)
         ranked = _documents(index, rows)
         gains = qrels[qid]
         relevant = {d for d, g in gains.items() if g > 0}
@@ -167,6 +168,10 @@ def evaluate_beir(
         totals["MRR@10"] += reciprocal_rank([d in relevant for d in ranked], 10)
     metrics = {name: value / len(ids) for name, value in totals.items()}
     return Report(dataset_name(folder), mode, len(ids), metrics, time.perf_counter() - started)
+
+
+def _tokens(tokens: list[np.ndarray] | None, n: int) -> np.ndarray | None:
+    return None if tokens is None else tokens[n]
 
 
 def _documents(index: StoredIndex, rows: list[tuple[int, float]]) -> list[str]:
@@ -197,15 +202,15 @@ def evaluate_spans(
     totals: dict[str, float] = defaultdict(float)
     highlighted = 0  # correct top passages whose marked sentence holds the answer
     for n, (q, rows) in enumerate(zip(questions, found, strict=True)):
-        totals["no-answer flagged"] += not answerable(index, vectors[n], rows[:5])
+        top = marked_hits(index, q.question, rows[:5], vectors[n], _tokens(tokens, n), mode)
+        totals["no-answer flagged"] += not answerable(top)
         chunks = [index.chunks[row] for row, _ in rows]
         good = [_contains(c.source, c.start, c.end, q) for c in chunks]
         for k in (1, 5, 20):
             totals[f"hit@{k}"] += any(good[:k])
         totals["MRR@10"] += reciprocal_rank(good, 10)
         if good[:1] == [True]:
-            [top] = marked_hits(index, q.question, rows[:1])
-            highlighted += _contains(top.chunk.source, *top.highlight, q)
+            highlighted += _contains(top[0].chunk.source, *top[0].highlight, q)
     metrics = {name: value / len(questions) for name, value in totals.items()}
     metrics["mean passage words"] = sum(passage_words(c.text) for c in index.chunks) / len(
         index.chunks

@@ -66,6 +66,8 @@ def paragraph(p: Paragraph) -> dict[str, Any]:
 def hit(h: Hit) -> dict[str, Any]:
     body: dict[str, Any] = {"rank": h.rank, "score": round(h.score, 6), **passage(h.chunk)}
     body["highlight"] = {"start": h.highlight[0], "end": h.highlight[1]}
+    body["relevance"] = round(h.relevance, 6)
+    body.update(measures(h))
     about = h.about or {}
     for key in ("date", "url", "author"):
         body[key] = about.get(key)
@@ -77,6 +79,24 @@ def hit(h: Hit) -> dict[str, Any]:
             "after": [paragraph(p) for p in after],
         }
     return body
+
+
+def measures(h: Hit) -> dict[str, Any]:
+    """What retrieval measured, under its own names; null where the mode did not compute it."""
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 6)
+
+    sentence = h.sentence
+    return {
+        "fused": rounded(h.fused),
+        "dense": rounded(h.dense),
+        "lexical": rounded(h.lexical),
+        "lexical_share": rounded(h.lexical_share),
+        "sentence": None
+        if sentence is None
+        else {name: rounded(value) for name, value in vars(sentence).items()},
+    }
 
 
 def answer(a: Answer) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from qa import embed as embedding
+from qa.calibration import ANSWER_THRESHOLD, calibration
 from qa.config import MODES, Settings
 from qa.corpus import Chunk, paragraph_spans
 from qa.errors import InputError
@@ -32,15 +33,55 @@ class Paragraph:
 
 
 @dataclass(frozen=True)
+class SentenceMatch:
+    """How the passage's best sentence matches the question. Best by the re-rank's own measure
+    without its candidate-local terms (cosine + TOKEN_MATCH * token match + SENTENCE_TERMS *
+    terms + SENTENCE_PHRASES * phrases) where the index has sentence states, else by term and
+    phrase coverage (the highlighted sentence)."""
+
+    cosine: float | None  # its vector . the question's; None without sentence states
+    token_match: float | None  # qa.runtime.token_matches; None without token states
+    terms: float  # IDF-weighted share of the question's terms it holds, 0 to 1
+    phrases: float  # the same for the question's adjacent term pairs, 0 to 1
+
+
+@dataclass(frozen=True)
 class Hit:
+    """A passage found for a question. score is its relevance, the estimated probability that
+    it answers the question (qa.calibration); the other measures are what retrieval computed,
+    None where the mode did not compute them. The order of hits is the retrieval's own."""
+
     chunk: Chunk
-    score: float
+    score: float  # relevance, 0 to 1
     rank: int  # 1-based
     highlight: tuple[int, int]  # [start, end) of the best sentence, in document coordinates
     # with ask(context=N): up to N paragraphs of its document before the passage, and after
     context: tuple[list[Paragraph], list[Paragraph]] | None = None
     # its document's date, url, author and tags (qa.filters.DocumentTable.info), when known
     about: dict[str, Any] | None = None
+    fused: float | None = None  # hybrid's ordering score: min-max fusion + re-rank bonus
+    dense: float | None = None  # cosine of the passage's vector with the question's
+    lexical: float | None = None  # BM25 (Lucene's variant)
+    lexical_share: float | None = None  # BM25 / the most the question's terms could give, [0, 1)
+    sentence: SentenceMatch | None = None
+
+    @property
+    def relevance(self) -> float:
+        return self.score
+
+    def features(self) -> dict[str, float]:
+        """The measures that mean the same from question to question, by name, for
+        qa.calibration: absolute cosines and shares, no min-max or rank-relative score."""
+        s = self.sentence
+        named = {
+            "dense": self.dense,
+            "lexical_share": self.lexical_share,
+            "sentence_cosine": None if s is None else s.cosine,
+            "token_match": None if s is None else s.token_match,
+            "terms": None if s is None else s.terms,
+            "phrases": None if s is None else s.phrases,
+        }
+        return {name: value for name, value in named.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -81,7 +122,9 @@ SENTENCE_WEIGHT, TOKEN_MATCH = 2.0, 3.0
 SENTENCE_TERMS, SENTENCE_PHRASES = 0.15, 0.3
 LOCAL_TERMS, LOCAL_PHRASES = 0.3, 0.1
 PER_DOCUMENT: float | None = 0.6  # share of the k slots one document may keep (diversify)
-ANSWER_THRESHOLD = 0.30  # best passage cosine below this: "no answer" (bench/answerable.py)
+# Passages at this cosine or above are relevant enough to take a crowded document's slot
+# (diversify); it was the no-answer threshold before relevance (bench/results/answerable.txt).
+WAITING_COSINE = 0.30
 
 
 def retrieve(
@@ -134,7 +177,7 @@ def diversify(
     per_document: float | None,
 ) -> list[tuple[int, float]]:
     """The top k, where no document keeps more than ceil(per_document * k) slots while
-    passages of other documents that are relevant (cosine >= ANSWER_THRESHOLD) wait below."""
+    passages of other documents that are relevant (cosine >= WAITING_COSINE) wait below."""
     top, rest = ranked[:k], ranked[k:]
     if per_document is None or not rest:
         return top
@@ -147,7 +190,7 @@ def diversify(
     if max(counts.values()) <= cap:
         return top
     cosines = index.dense_scores(query_vector, np.array([row for row, _ in rest]))
-    waiting = [pair for pair, c in zip(rest, cosines, strict=True) if c >= ANSWER_THRESHOLD]
+    waiting = [pair for pair, c in zip(rest, cosines, strict=True) if c >= WAITING_COSINE]
     for row, score in waiting:
         crowded = [i for i, (r, _) in enumerate(top) if counts[doc(r)] > cap]
         if not crowded:
@@ -256,21 +299,26 @@ def search(
     k: int,
     mode: str = "hybrid",
     filters: Filters | None = None,
+    min_score: float = 0.0,
 ) -> list[Answer]:
-    """The k best passages for each question, each with its best sentence marked; with
-    filters, the best of the passages whose documents pass them."""
+    """The k best passages for each question, each with its relevance and its best sentence
+    marked; with filters, the best of the passages whose documents pass them; those under
+    min_score dropped (after ranking: an answer may hold fewer than k)."""
     if k < 1:
         raise InputError(f"-k must be at least 1 (got {k}).")
+    if not 0.0 <= min_score <= 1.0:
+        raise InputError(f"--min-score is a relevance from 0 to 1 (got {min_score}).")
     questions = [check_question(q) for q in questions]
     mask = row_mask(index, filters)
     query_vectors, query_tokens = embed_questions(embedder, questions)
     results = retrieve(index, query_vectors, questions, k, mode, query_tokens, mask)
-    return [
-        Answer(
-            question, marked_hits(index, question, rows), answered=answerable(index, vector, rows)
-        )
-        for question, vector, rows in zip(questions, query_vectors, results, strict=True)
-    ]
+    answers = []
+    for n, (question, rows) in enumerate(zip(questions, results, strict=True)):
+        tokens = None if query_tokens is None else query_tokens[n]
+        hits = marked_hits(index, question, rows, query_vectors[n], tokens, mode)
+        kept = [hit for hit in hits if hit.score >= min_score]
+        answers.append(Answer(question, kept, answered=answerable(hits)))
+    return answers
 
 
 def row_mask(index: StoredIndex, filters: Filters | None) -> np.ndarray | None:
@@ -295,27 +343,90 @@ def embed_questions(
     return embedder.embed(questions, progress=progress), None
 
 
-def answerable(index: StoredIndex, query_vector: np.ndarray, rows: list[tuple[int, float]]) -> bool:
-    """Whether some returned passage is close enough in meaning to answer the question."""
-    if not rows:
-        return False
-    cosines = index.dense_scores(query_vector, np.array([r for r, _ in rows]))
-    return bool(cosines.max() >= ANSWER_THRESHOLD)
+def answerable(hits: Sequence[Hit]) -> bool:
+    """Whether some hit is relevant enough to answer the question (ANSWER_THRESHOLD)."""
+    return any(hit.score >= ANSWER_THRESHOLD for hit in hits)
 
 
-def marked_hits(index: StoredIndex, question: str, found: list[tuple[int, float]]) -> list[Hit]:
-    """Hits for (row, score) pairs, each with the sentence that best answers the question
+def marked_hits(
+    index: StoredIndex,
+    question: str,
+    found: list[tuple[int, float]],
+    query_vector: np.ndarray,
+    query_tokens: np.ndarray | None = None,
+    mode: str = "hybrid",
+) -> list[Hit]:
+    """Hits for the (row, score) pairs that retrieve() found in this mode: each with its
+    measures, its relevance (qa.calibration), and the sentence that best answers the question
     marked: the one holding the most of the question's terms and phrases (IDF-weighted).
     Measured on SQuAD: it holds the answer in 84% of correct top passages."""
+    if not found:
+        return []
     matcher = index.lexical.matcher(question)
+    rows = np.array([row for row, _ in found], dtype=np.int64)
+    dense = index.dense_scores(query_vector, rows)
+    bm25 = share = None
+    if mode != "dense":
+        bm25 = index.lexical.scores(question)[rows]
+        most = math.fsum(index.lexical.idf(t) for t in index.lexical.analyzer.terms(question))
+        share = bm25 / most if most else np.zeros_like(bm25)
+    covers = [_coverage(index, matcher, row) for row, _ in found]
+    states = [index.sentence_states(row) for row, _ in found]
+    known = [s for s in states if s is not None]
+    with_states = mode == "hybrid" and query_tokens is not None and len(known) == len(states)
+    sentences: list[SentenceMatch | None] = [None] * len(found)
+    if with_states:
+        assert query_tokens is not None
+        sentences = [
+            _best_sentence(cover, own.vectors @ query_vector, match)
+            for cover, own, match in zip(
+                covers, known, token_matches(query_tokens, known), strict=True
+            )
+        ]
+    elif mode != "dense":
+        sentences = [_best_sentence(cover) for cover in covers]
+    model = calibration(mode, sentence_states=with_states)
     table = index.table()
     hits = []
-    for rank, (row, score) in enumerate(found, start=1):
+    for n, ((row, score), cover) in enumerate(zip(found, covers, strict=True)):
         # max() keeps the first of equals: the earliest sentence wins a tie.
-        span, _, _ = max(_coverage(index, matcher, row), key=lambda c: _weighted(c[1], c[2]))
-        about = None if table is None else table.info(int(table.doc_of_row[row]))
-        hits.append(Hit(index.chunks[row], score, rank, span, about=about))
+        span, _, _ = max(cover, key=lambda c: _weighted(c[1], c[2]))
+        hit = Hit(
+            index.chunks[row],
+            0.0,
+            n + 1,
+            span,
+            fused=score if mode == "hybrid" else None,
+            dense=float(dense[n]),
+            lexical=None if bm25 is None else float(bm25[n]),
+            lexical_share=None if share is None else float(share[n]),
+            sentence=sentences[n],
+            about=None if table is None else table.info(int(table.doc_of_row[row])),
+        )
+        hits.append(replace(hit, score=model.relevance(hit.features())))
     return hits
+
+
+def _best_sentence(
+    cover: list[tuple[tuple[int, int], float, float]],
+    cosines: np.ndarray | None = None,
+    matches: np.ndarray | None = None,
+) -> SentenceMatch:
+    """A passage's best sentence (see SentenceMatch), given its sentences' coverage
+    (_coverage) and, with sentence states, their cosines and token matches."""
+    if cosines is None or matches is None:
+        _, terms, phrases = max(cover, key=lambda c: _weighted(c[1], c[2]))
+        return SentenceMatch(None, None, terms, phrases)
+    cosine, match, (_, terms, phrases) = max(
+        zip(cosines, matches, cover, strict=True),
+        key=lambda m: (
+            float(m[0])
+            + TOKEN_MATCH * float(m[1])
+            + SENTENCE_TERMS * m[2][1]
+            + SENTENCE_PHRASES * m[2][2]
+        ),
+    )
+    return SentenceMatch(float(cosine), float(match), terms, phrases)
 
 
 def ask(
@@ -324,6 +435,7 @@ def ask(
     *,
     k: int = 5,
     mode: str = "hybrid",
+    min_score: float = 0.0,
     ids: Sequence[str | None] | None = None,
     update: bool = True,
     embedder: embedding.Embedder | None = None,
@@ -333,16 +445,19 @@ def ask(
     filters: Filters | None = None,
 ) -> Answers:
     """Answer questions from the index, building or updating it first unless update=False;
-    with context=N, each hit carries N paragraphs of its document on either side."""
+    with context=N, each hit carries N paragraphs of its document on either side; hits whose
+    relevance is under min_score are left out."""
     if k < 1:
         raise InputError(f"-k must be at least 1 (got {k}).")
+    if not 0.0 <= min_score <= 1.0:
+        raise InputError(f"--min-score is a relevance from 0 to 1 (got {min_score}).")
     questions = [check_question(q) for q in questions]
     index = current_index(
         settings, update=update, embedder=embedder, notify=notify, progress=progress
     )
     if embedder is None:
         embedder = embedding.index_embedder(index.path, index.manifest.model, settings.batch_size)
-    found = search(index, embedder, questions, k, mode, filters)
+    found = search(index, embedder, questions, k, mode, filters, min_score)
     if context > 0:
         found = [
             replace(a, hits=[replace(h, context=around(index, h.chunk, context)) for h in a.hits])

@@ -70,6 +70,12 @@ def test_ask_json_has_every_field_and_offsets_slice_the_source(here: Path) -> No
         "url",
         "author",
         "tags",
+        "relevance",
+        "fused",
+        "dense",
+        "lexical",
+        "lexical_share",
+        "sentence",
     }
     text = (here / "corpus" / top["source"]).read_text(encoding="utf-8-sig")
     for r in body["results"]:

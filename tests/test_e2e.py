@@ -310,3 +310,11 @@ def test_a_terminal_gets_styled_wrapped_output_and_a_pipe_plain(
     assert "\x1b[" not in piped.stdout and "»" in piped.stdout
     assert all(line == line.rstrip() for line in piped.stdout.splitlines())
     assert len(piped.stdout.splitlines()[1]) > 60  # one passage, one line
+
+
+def test_answers_are_relevant_on_the_calibrated_scale(answers: Answers) -> None:
+    tops = [answer.hits[0] for answer in answers.answers]
+    assert all(a.answered for a in answers.answers)
+    assert all(h.sentence is not None and h.sentence.token_match is not None for h in tops)
+    assert all(0.0 < h.relevance < 1.0 for a in answers.answers for h in a.hits)
+    assert np.mean([h.relevance for h in tops]) > 0.4  # 0.58 when written
