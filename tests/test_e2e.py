@@ -164,7 +164,7 @@ def test_sentence_states_come_from_the_passage_pass_and_are_kept(
     keys = ("sentence_tokens", "checksum", "contents", "corpus_absolute", "reading")
     for key in (*keys, "documents_kept", "unlisted"):
         del manifest[key]
-    for name in ("documents.jsonl", "documents.offsets.json"):  # qa 0.1 kept no documents
+    for name in ("documents.jsonl", "documents.offsets.json", "metadata.json", "document_rows.npy"):
         (older / name).unlink()
     manifest["corpus"] = os.path.relpath(settings.corpus, older)
     (older / "manifest.json").write_text(json.dumps(manifest))
