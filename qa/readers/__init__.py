@@ -22,6 +22,7 @@ from qa.corpus import Document, SkippedSource
 MODULES = {
     "qa.readers.text": (".txt", ".md", ".markdown", ".rst"),
     "qa.readers.jsonl": (".jsonl",),
+    "qa.readers.html": (".html", ".htm", ".xhtml"),
 }
 SUFFIXES = frozenset(s for suffixes in MODULES.values() for s in suffixes)
 
