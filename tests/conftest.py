@@ -78,6 +78,18 @@ ARTICLES = {
 
 
 @pytest.fixture
+def here(
+    tmp_path: Path,
+    corpus: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_models: dict[str, FakeEmbedder],
+) -> Path:
+    """Run in a folder holding corpus/, as a user of the README would, with fake models."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     root = tmp_path / "corpus"
     for name, text in ARTICLES.items():

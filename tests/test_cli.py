@@ -10,23 +10,9 @@ from typer.testing import CliRunner
 
 from qa.cli import app
 
-from .conftest import REPO, FakeEmbedder, generation
+from .conftest import REPO, generation
 
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
-
-
-@pytest.fixture
-def here(
-    tmp_path: Path,
-    corpus: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    fake_models: dict[str, FakeEmbedder],
-) -> Path:
-    """Run in a folder holding corpus/, as a user of the README would, with fake models."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("QA_CORPUS", "QA_INDEX", "QA_MODEL"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
 
 
 def run(*args: str) -> tuple[int, str, str]:

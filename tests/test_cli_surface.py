@@ -26,17 +26,6 @@ runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 QUESTION = "Which space flight center designed the Saturn V?"
 
 
-@pytest.fixture
-def here(
-    tmp_path: Path,
-    corpus: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    fake_models: dict[str, FakeEmbedder],
-) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def invoke(*args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args))
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info

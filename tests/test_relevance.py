@@ -95,15 +95,7 @@ def test_no_answer_when_the_best_relevance_is_below_the_threshold(
     assert not answerable([])
 
 
-def test_ask_json_keeps_the_measures_under_their_names(
-    tmp_path: Path,
-    corpus: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    fake_models: dict[str, FakeEmbedder],
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in ("QA_CORPUS", "QA_INDEX", "QA_MODEL"):
-        monkeypatch.delenv(name, raising=False)
+def test_ask_json_keeps_the_measures_under_their_names(here: Path) -> None:
     measures = {"relevance", "fused", "dense", "lexical", "lexical_share", "sentence"}
     bodies = {}
     for mode in MODES:

@@ -26,19 +26,6 @@ from .conftest import REPO, FakeEmbedder, generation
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 
 
-@pytest.fixture
-def here(
-    tmp_path: Path,
-    corpus: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    fake_models: dict[str, FakeEmbedder],
-) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in ("QA_CORPUS", "QA_INDEX", "QA_MODEL", "QA_BATCH_SIZE"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
-
-
 def run(*args: str, **env: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args), env=env or None)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
