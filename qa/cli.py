@@ -493,8 +493,6 @@ def ask(
     Example: qa ask "How much is JD.com paying for its stake in Farfetch?"
     """
     printer = printer_for(fmt, as_json, width)
-    if questions is not None and fmt is None and not as_json:
-        printer.format = "json"  # a batch prints one JSON object a line by default
     with errors_to_exit(printer), progress_bar(printer) as progress:
         if (question is None) == (questions is None):
             raise typer.BadParameter("give a QUESTION or --questions FILE (one of the two).")
@@ -507,10 +505,12 @@ def ask(
             mode=mode.value if mode else None,
         )
         filters = Filters.parse(source or (), since, until, tag or (), where or ())
+        settled(printer, settings, fmt, as_json)
         if questions is None:
-            settled(printer, settings, fmt, as_json)
             batch = [Asked(1, None, check_question(question or ""))]
         else:
+            if fmt is None and not as_json and "format" not in settings.origins:
+                printer.format = "json"  # a batch prints one JSON object a line by default
             batch = read_questions(questions)
         good = [q for q in batch if q.error is None]
         result = None

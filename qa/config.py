@@ -113,8 +113,12 @@ def _resolve(given: dict[str, Any], env: Mapping[str, str], cwd: Path) -> Settin
         for path, raw in files:
             table = raw.get("collections", {}).get(collection)
             if table is not None:
-                layers.append((f"collection {collection} in {path}", _file_values(table, path)))
-                defaults["index"] = _collection_index(path, collection, path == user_path, env)
+                own = _file_values(table, path)
+                # its own index unless it names one: never the file's top-level index
+                own.setdefault(
+                    "index", _collection_index(path, collection, path == user_path, env)
+                )
+                layers.append((f"collection {collection} in {path}", own))
                 break
         else:
             known = sorted({n for _, raw in files for n in raw.get("collections", {})})
@@ -164,7 +168,7 @@ def _flags(given: dict[str, Any]) -> dict[str, Any]:
 def _path(value: Any) -> Path:
     if not isinstance(value, (str, Path)) or not str(value).strip():
         raise ValueError("a folder name")
-    return Path(value)
+    return Path(value).expanduser()
 
 
 def _text(value: Any) -> str:

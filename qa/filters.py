@@ -71,7 +71,27 @@ def _date(flag: str, value: str | None) -> str | None:
     found = iso_date(value)
     if found is None:
         raise InputError(f"{flag} takes a date, e.g. 2024-03-01 or 'March 2024' (not {value!r}).")
+    # 'March 2024' is a month, not its first day: keep only what was said, so that --until
+    # takes in the whole month (and --since starts at its first day either way)
+    if len(found) == 10:
+        said = _said(value)
+        return found[: {"year": 4, "month": 7}.get(said, 10)]
     return found
+
+
+def _said(value: str) -> str:
+    """Whether a date names its day, or only its month or year: what dateutil fills in from
+    two different defaults is what was not said."""
+    from datetime import datetime
+
+    from dateutil import parser
+
+    try:
+        a = parser.parse(value, default=datetime(2000, 1, 1))
+        b = parser.parse(value, default=datetime(2000, 2, 28))
+    except (ValueError, OverflowError):
+        return "day"
+    return "year" if a.month != b.month else "month" if a.day != b.day else "day"
 
 
 @dataclass

@@ -28,7 +28,7 @@ from qa.errors import (
 )
 from qa.integrity import content_problems, shallow_problems
 from qa.lexical import build_lexical
-from qa.readers import read_documents
+from qa.readers import SUFFIXES, read_documents
 from qa.runtime import (
     ENCODER_FILES,
     PASSAGE_ENCODER,
@@ -50,6 +50,7 @@ from qa.store import (
     fingerprint,
     link_or_copy,
     load_index,
+    manifest_of,
     now,
     read_manifest,
     relative_corpus,
@@ -140,7 +141,10 @@ def corpus_sources(root: Path, reading: Reading, index_dir: Path) -> tuple[list[
     CorpusError if it is missing, a plain file, or holds no article."""
     listing = list_sources(root, reading, skip=[index_dir])
     if not listing.sources:
-        raise CorpusError(f"Corpus {root} has no .txt, .md or .jsonl files: add some articles.")
+        raise CorpusError(
+            f"Corpus {root} has no files qa reads ({' '.join(sorted(SUFFIXES))}): add some "
+            "articles."
+        )
     return listing.sources, listing.skipped
 
 
@@ -595,7 +599,7 @@ def current_index(
         root = resolve_corpus(settings, manifest)
         changes = corpus_changes(root, manifest, index_dir)
         if changes:
-            if settings.corpus is None and manifest.files and not _still_there(root, manifest):
+            if manifest.files and not _still_there(root, manifest):
                 raise CorpusError(
                     f"None of the files index {index_dir} was built from is in {root} any more, "
                     "so it will not be updated from there without being asked: run "
@@ -635,7 +639,7 @@ def index_status(settings: Settings, *, verify: bool = False) -> Status:
     Damage that a stat can see is always reported; with verify, every file's checksum too."""
     index_dir = settings.index
     generation = layout.current(index_dir)
-    manifest = read_manifest(index_dir)
+    manifest = manifest_of(index_dir, generation)  # the same generation's, whatever is published
     damage = shallow_problems(generation.folder, manifest.contents)
     if verify and not damage:
         damage = content_problems(generation.folder, manifest.contents, manifest.contents)

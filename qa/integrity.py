@@ -117,5 +117,5 @@ def damaged(index_dir: Path, problems: list[str]) -> IndexCorruptError:
     )
     return IndexCorruptError(
         f"Index {index_dir} is damaged ({listed}): run `qa index --index {index_dir}` to "
-        "repair it (it rebuilds what is damaged from the corpus)."
+        "repair it (it rebuilds the index from its corpus)."
     )

@@ -238,14 +238,18 @@ def publish(path: Path, staged: Path, about: dict[str, Any]) -> Generation:
     number = int(names[-1][1:]) + 1 if names else 1
     name = f"g{number:06d}"
     was_legacy = kind(path) is Kind.LEGACY
+    previous = _read_pointer(path)
     for file in staged.iterdir():
         if file.is_file():
             _sync_file(file)
     os.replace(staged, path / name)
+    # The one step that switches readers over; then the marker, so that a format-1 index
+    # stays readable as one until CURRENT exists (kind() reads no marker as "format 1").
+    _atomic_write(path / POINTER, name + "\n")
     write_marker(path, about)
-    _atomic_write(path / POINTER, name + "\n")  # the one step that switches readers over
-    for old in names[:-1]:
-        shutil.rmtree(path / old, ignore_errors=True)
+    for old in names:  # all but the new one and the one readers were opening
+        if old != previous:
+            shutil.rmtree(path / old, ignore_errors=True)
     if was_legacy:
         for legacy in LEGACY_FILES:
             (path / legacy).unlink(missing_ok=True)
@@ -297,9 +301,10 @@ def _read_pointer(path: Path) -> str | None:
 def _only_index_files(folder: Path) -> bool:
     """A folder holding nothing but the files a qa 0.1 index or export had."""
     try:
-        return all(p.name in LEGACY_FILES or p.name.endswith(".tmp") for p in folder.iterdir())
+        names = [p.name for p in folder.iterdir()]
     except OSError:
         return False
+    return bool(names) and all(n in LEGACY_FILES or n.endswith(".tmp") for n in names)
 
 
 @contextmanager

@@ -22,7 +22,6 @@ from qa.errors import CorpusError
 from qa.readers import SUFFIXES
 
 IGNORE_FILE = ".qaignore"
-SNIFF = 8192  # a NUL byte in the first SNIFF bytes: a binary file
 
 
 @dataclass(frozen=True)
@@ -163,8 +162,8 @@ class Content:
 
 
 def read_source(source: Source, reading: Reading) -> Content:
-    """A source's bytes and digest, or why it is skipped: too large (never read), binary (its
-    first bytes hold a NUL), or unreadable."""
+    """A source's bytes and digest, or why it is skipped: too large (never read) or
+    unreadable. Whether the bytes are text of its format is its reader's to say."""
     try:
         size = source.path.stat().st_size
         limit = reading.max_file_size
@@ -181,9 +180,7 @@ def read_source(source: Source, reading: Reading) -> Content:
     digest = hashlib.sha256(data).hexdigest()
     if limit and len(data) > limit:  # it grew while read
         return Content(digest, None, f"{_shown(source.name)}: larger than the limit, skipped")
-    if b"\x00" in data[:SNIFF]:
-        return Content(digest, None, f"{_shown(source.name)}: binary file, skipped")
-    return Content(digest, data)
+    return Content(digest, data)  # binary text files: the reader says so (qa.readers.meta)
 
 
 def _size(n: int) -> str:

@@ -228,7 +228,7 @@ class StoredIndex:
         else:
             bits = np.packbits(mask, bitorder="little")
             nprobe = min(4096, int(self.manifest.nprobe / max(float(mask.mean()), 1e-6)))
-            selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))  # bits kept alive
+            selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))  # n: bytes
             params = faiss.SearchParametersIVF()
             params.sel, params.nprobe = selector, nprobe
             scores, rows = self.faiss_index.search(queries, k, params=params)
@@ -309,10 +309,11 @@ def k_exact(mask: np.ndarray) -> bool:
 
 def read_manifest(index_dir: Path) -> Manifest:
     """The current generation's manifest (checked against its own checksum)."""
-    return _manifest(index_dir, layout.current(index_dir))
+    return manifest_of(index_dir, layout.current(index_dir))
 
 
-def _manifest(index_dir: Path, generation: layout.Generation) -> Manifest:
+def manifest_of(index_dir: Path, generation: layout.Generation) -> Manifest:
+    """A generation's manifest, checked against its own checksum."""
     path = generation.folder / MANIFEST
     fix = f"run `qa index --index {index_dir}` to rebuild it"
     try:
@@ -379,7 +380,7 @@ def verification(
 
 def _load(index_dir: Path, generation: layout.Generation, verify_all: bool) -> StoredIndex:
     folder = generation.folder
-    manifest = _manifest(index_dir, generation)
+    manifest = manifest_of(index_dir, generation)
     verifying = verification(index_dir, folder, manifest, verify_all)
     try:
         index = _read(index_dir, folder, manifest)

@@ -246,3 +246,24 @@ def test_watching_yields_each_change_of_the_corpus_and_never_the_index(
     stop.set()
     thread.join(timeout=10)
     assert seen and any(p.endswith("cooking.txt") for p in seen[0])
+
+
+def test_a_collection_keeps_its_own_index_and_paths_expand_home(
+    here: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(here))
+    (here / "qa.toml").write_text(
+        'index = "main-index"\n\n[collections.news]\ncorpus = "~/corpus"\n'
+    )
+    settings = Settings.resolve(collection="news")
+    assert settings.index == here / ".qa" / "news" and settings.corpus == here / "corpus"
+    assert Settings.resolve().index == here / "main-index"
+
+
+def test_until_a_month_takes_in_the_whole_month(here: Path) -> None:
+    (here / "corpus" / "m.md").write_text(
+        "---\ndate: 2024-03-05\n---\nThe harbour seals came back to the estuary in March.\n"
+    )
+    for until in ("2024-03", "March 2024"):
+        code, out, err = invoke("ask", "--json", "--until", until, "--since", "2024", "seals")
+        assert code == 0 and [r["source"] for r in json.loads(out)["results"]] == ["m.md"], until

@@ -241,3 +241,33 @@ def test_ctrl_c_at_any_moment_is_a_line_and_exit_130(tmp_path: Path) -> None:
         _, err = child.communicate(timeout=60)
         assert "Traceback" not in err
         assert child.returncode in (130, 1, -signal.SIGINT), err  # 1: finished ("No index")
+
+
+def test_utf16_files_are_indexed_not_called_binary(here: Path) -> None:
+    text = "Le lac Baïkal\n\nLe lac Baïkal est le lac le plus profond du monde, en Sibérie.\n"
+    (here / "corpus" / "fr.txt").write_bytes(text.encode("utf-16"))
+    code, out, err = run("index")
+    assert code == 0 and "fr.txt" not in err, err
+    doc = load_index(here / "index").document("fr.txt", None)
+    assert doc is not None and doc.text == text and doc.encoding == "utf-16"
+
+
+def test_ask_corpus_never_repoints_an_existing_index(here: Path, tmp_path: Path) -> None:
+    assert run("index")[0] == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "p.txt").write_text("Emperor penguins breed in the Antarctic winter on the sea ice.")
+    code, out, err = run("ask", "--corpus", str(other), "penguins")
+    assert code == 1 and "None of the files" in err
+    assert load_index(here / "index").manifest.chunks == 5
+
+
+def test_a_killed_switch_over_never_loses_the_current_generation(here: Path) -> None:
+    assert run("index")[0] == 0
+    index = here / "index"
+    current = (index / "CURRENT").read_text().strip()
+    (index / "g000099").mkdir()  # a later generation that a killed publish never made current
+    (here / "corpus" / "new.txt").write_text("A new article about the tides of the Bay of Fundy.")
+    assert run("index")[0] == 0
+    assert current in {p.name for p in index.iterdir()}  # readers may still be opening it
+    assert "g000099" not in {p.name for p in index.iterdir()}
