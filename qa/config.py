@@ -115,9 +115,7 @@ def _resolve(given: dict[str, Any], env: Mapping[str, str], cwd: Path) -> Settin
             if table is not None:
                 own = _file_values(table, path)
                 # its own index unless it names one: never the file's top-level index
-                own.setdefault(
-                    "index", _collection_index(path, collection, path == user_path, env)
-                )
+                own.setdefault("index", _collection_index(path, collection, path == user_path, env))
                 layers.append((f"collection {collection} in {path}", own))
                 break
         else:

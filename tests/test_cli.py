@@ -155,7 +155,7 @@ def test_status_reports_a_stale_index(here: Path) -> None:
         (["ask", "--corpus", "nowhere", "hello"], "Corpus nowhere does not exist"),
         (["ask", "--corpus", "corpus/cooking.txt", "hello"], "is a file: pass the folder"),
         (["ask", "--questions", "missing.txt"], "Cannot read questions file missing.txt"),
-        (["index", "empty"], "has no .txt, .md or .jsonl files"),
+        (["index", "empty"], "has no files qa reads"),
     ],
 )
 def test_errors_are_one_line_with_exit_code_1(here: Path, args: list[str], message: str) -> None:

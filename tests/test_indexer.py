@@ -92,7 +92,7 @@ def test_unreadable_files_are_skipped_and_named_and_nothing_else_is_lost(
 
 def test_empty_or_missing_corpus_is_a_clear_error(tmp_path: Path, fake: FakeEmbedder) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CorpusError, match="has no .txt, .md or .jsonl files"):
+    with pytest.raises(CorpusError, match="has no files qa reads"):
         build_index(settings_for(tmp_path / "empty", tmp_path), embedder=fake)
     with pytest.raises(CorpusError, match="does not exist"):
         build_index(settings_for(tmp_path / "missing", tmp_path), embedder=fake)
