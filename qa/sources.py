@@ -19,7 +19,7 @@ from typing import Any
 
 from qa.config import Reading
 from qa.errors import CorpusError
-from qa.readers import SUFFIXES
+from qa.readers import BINARY_SUFFIXES, SUFFIXES, suffix_of
 
 IGNORE_FILE = ".qaignore"
 SNIFF = 8192  # a NUL byte in the first SNIFF bytes: a binary file
@@ -165,7 +165,7 @@ class Content:
 
 def read_source(source: Source, reading: Reading) -> Content:
     """A source's bytes and digest, or why it is skipped: too large (never read), binary (its
-    first bytes hold a NUL), or unreadable."""
+    first bytes hold a NUL, in a text format), or unreadable."""
     try:
         size = source.path.stat().st_size
         limit = reading.max_file_size
@@ -182,7 +182,7 @@ def read_source(source: Source, reading: Reading) -> Content:
     digest = hashlib.sha256(data).hexdigest()
     if limit and len(data) > limit:  # it grew while read
         return Content(digest, None, f"{_shown(source.name)}: larger than the limit, skipped")
-    if b"\x00" in data[:SNIFF]:
+    if b"\x00" in data[:SNIFF] and suffix_of(source.name) not in BINARY_SUFFIXES:
         return Content(digest, None, f"{_shown(source.name)}: binary file, skipped")
     return Content(digest, data)
 

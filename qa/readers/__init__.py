@@ -22,8 +22,11 @@ from qa.corpus import Document, SkippedSource
 MODULES = {
     "qa.readers.text": (".txt", ".md", ".markdown", ".rst"),
     "qa.readers.jsonl": (".jsonl",),
+    "qa.readers.pdf": (".pdf",),
 }
 SUFFIXES = frozenset(s for suffixes in MODULES.values() for s in suffixes)
+# Formats that are binary containers: a NUL byte says nothing about them (it does for text).
+BINARY_SUFFIXES = frozenset({".pdf"})
 
 
 def suffix_of(source: str) -> str:
