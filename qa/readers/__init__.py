@@ -23,10 +23,11 @@ MODULES = {
     "qa.readers.text": (".txt", ".md", ".markdown", ".rst"),
     "qa.readers.jsonl": (".jsonl",),
     "qa.readers.pdf": (".pdf",),
+    "qa.readers.docx": (".docx",),
 }
 SUFFIXES = frozenset(s for suffixes in MODULES.values() for s in suffixes)
 # Formats that are binary containers: a NUL byte says nothing about them (it does for text).
-BINARY_SUFFIXES = frozenset({".pdf"})
+BINARY_SUFFIXES = frozenset({".pdf", ".docx"})
 
 
 def suffix_of(source: str) -> str:
