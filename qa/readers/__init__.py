@@ -24,10 +24,11 @@ MODULES = {
     "qa.readers.jsonl": (".jsonl",),
     "qa.readers.pdf": (".pdf",),
     "qa.readers.docx": (".docx",),
+    "qa.readers.epub": (".epub",),
 }
 SUFFIXES = frozenset(s for suffixes in MODULES.values() for s in suffixes)
 # Formats that are binary containers: a NUL byte says nothing about them (it does for text).
-BINARY_SUFFIXES = frozenset({".pdf", ".docx"})
+BINARY_SUFFIXES = frozenset({".pdf", ".docx", ".epub"})
 
 
 def suffix_of(source: str) -> str:
