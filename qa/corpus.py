@@ -71,6 +71,10 @@ class Chunk:
     line_end: int | None
     text: str
     sha256: str  # of embed_text(): the key under which its vector is cached
+    # 1-based pages the passage's [start, end) touches, for documents with pages (PDF); a
+    # default, so indexes written before pages existed still load
+    page_start: int | None = None
+    page_end: int | None = None
 
     def embed_text(self) -> str:
         return embed_text(self.title, self.text)
@@ -337,6 +341,7 @@ def _chunk(
     lines: LineIndex | None,
 ) -> Chunk:
     text = doc.text[start:end]
+    pages = doc.pages
     return Chunk(
         id=f"{_prefix(doc)}#{paragraph}" + (f".{part}" if part else ""),
         source=doc.source,
@@ -350,6 +355,8 @@ def _chunk(
         line_end=lines.line(end - 1) if lines else None,
         text=text,
         sha256=sha256_text(embed_text(title, text)),
+        page_start=bisect_right(pages, start) if pages else None,
+        page_end=bisect_right(pages, end - 1) if pages else None,
     )
 
 

@@ -351,7 +351,11 @@ def citation(root: Path, hit: Hit) -> str:
     where += f" ¶{c.paragraph}" + (f" part {c.part}" if c.part else "")
     if c.line_start is not None:
         where += f", lines {c.line_start}–{c.line_end}"
-    return f"{where}, chars {c.start}–{c.end}"
+    where += f", chars {c.start}–{c.end}"
+    if c.page_start is not None:
+        same = c.page_end in (None, c.page_start)
+        where += f", p. {c.page_start}" if same else f", pp. {c.page_start}–{c.page_end}"
+    return where
 
 
 def link(root: Path, hit: Hit) -> str:

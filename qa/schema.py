@@ -55,6 +55,8 @@ def passage(chunk: Chunk) -> dict[str, Any]:
         "end": chunk.end,
         "line_start": chunk.line_start,
         "line_end": chunk.line_end,
+        "page_start": chunk.page_start,
+        "page_end": chunk.page_end,
         "text": chunk.text,
     }
 

@@ -50,6 +50,8 @@ def test_ask_json_has_every_field_and_offsets_slice_the_source(here: Path) -> No
         "end",
         "line_start",
         "line_end",
+        "page_start",
+        "page_end",
         "text",
         "highlight",
         "date",

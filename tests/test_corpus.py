@@ -159,7 +159,7 @@ def test_jsonl_documents_with_ids_titles_and_bad_lines(caplog: pytest.LogCapture
 
 def test_sources_are_listed_recursively_and_beir_folders_give_their_corpus(tmp_path: Path) -> None:
     (tmp_path / "a" / "b").mkdir(parents=True)
-    for name in ["a/b/x.md", "y.txt", "z.jsonl", "skip.pdf", ".hidden/h.txt"]:
+    for name in ["a/b/x.md", "y.txt", "z.jsonl", "skip.png", ".hidden/h.txt"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x")
 

@@ -23,6 +23,9 @@ MODULES = {
     "qa.readers.text": (".txt", ".md", ".markdown", ".rst"),
     "qa.readers.jsonl": (".jsonl",),
     "qa.readers.html": (".html", ".htm", ".xhtml"),
+    "qa.readers.pdf": (".pdf",),
+    "qa.readers.docx": (".docx",),
+    "qa.readers.epub": (".epub",),
 }
 SUFFIXES = frozenset(s for suffixes in MODULES.values() for s in suffixes)
 
