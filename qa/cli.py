@@ -25,7 +25,6 @@ from qa.indexer import IndexReport, build_index, index_status
 from qa.integrity import damaged
 from qa.layout import MARKER
 from qa.render import Printer, dumps, safe, status_rows
-from qa.search import ask as ask_questions
 from qa.search import check_question
 
 __all__ = ["app", "dumps", "safe"]
@@ -505,17 +504,18 @@ def ask(
         good = [q for q in batch if q.error is None]
         result = None
         if good:
-            result = ask_questions(
-                settings,
+            from qa.engine import Engine
+
+            engine = Engine.open(
+                settings, update=not no_update, notify=printer.note, progress=progress
+            )
+            result = engine.ask(
                 [q.text for q in good],
                 k=settings.k,
                 mode=settings.mode,
-                ids=[q.id for q in good],
-                update=not no_update,
-                notify=printer.note,
-                progress=progress,
-                context=context,
                 filters=filters,
+                context=context,
+                ids=[q.id for q in good],
             )
     answers = iter(result.answers if result else [])
     for asked in batch:

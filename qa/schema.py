@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qa.answers import Answer, Hit, Paragraph
 from qa.corpus import Chunk, Document
 from qa.errors import (
     CorpusError,
@@ -17,7 +18,6 @@ from qa.errors import (
     ModelError,
     QAError,
 )
-from qa.search import Answer, Hit, Paragraph
 
 if TYPE_CHECKING:
     from qa.config import Settings

@@ -6,13 +6,13 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from qa import embed as embedding
+from qa.answers import Answer, Answers, Hit, Paragraph
 from qa.config import MODES, Settings
 from qa.corpus import Chunk, paragraph_spans
 from qa.errors import InputError
@@ -22,40 +22,7 @@ from qa.lexical import Matcher
 from qa.runtime import OnnxEmbedder, SentenceStates, token_matches
 from qa.store import StoredIndex
 
-
-@dataclass(frozen=True)
-class Paragraph:
-    number: int  # 1-based, as Chunk.paragraph counts
-    start: int  # [start, end) in the document's text, as the chunk's offsets
-    end: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Hit:
-    chunk: Chunk
-    score: float
-    rank: int  # 1-based
-    highlight: tuple[int, int]  # [start, end) of the best sentence, in document coordinates
-    # with ask(context=N): up to N paragraphs of its document before the passage, and after
-    context: tuple[list[Paragraph], list[Paragraph]] | None = None
-    # its document's date, url, author and tags (qa.filters.DocumentTable.info), when known
-    about: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Answer:
-    question: str
-    hits: list[Hit]
-    id: str | None = None  # echoed from a questions file
-    answered: bool = True  # False when no passage is close enough to the question to answer it
-
-
-@dataclass(frozen=True)
-class Answers:
-    corpus: Path  # the corpus root that every hit's chunk.source is relative to
-    model: str
-    answers: list[Answer]
+__all__ = ["Answer", "Answers", "Hit", "Paragraph", "ask", "search"]
 
 
 def check_question(question: str) -> str:
