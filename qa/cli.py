@@ -677,6 +677,54 @@ def _as_source(target: str, settings: Settings) -> str:
     return name + sep + part
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str,
+        typer.Option("--host", help="Address to listen on (another than loopback needs --token)."),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")
+    ] = 8765,
+    watch: Annotated[
+        bool, flag("--watch", "Also keep the index current, as qa index --watch does.")
+    ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="Require Authorization: Bearer TOKEN on every API request (needed off loopback).",
+            show_default=False,
+        ),
+    ] = None,
+    index_dir: IndexOpt = None,
+    collection: CollectionOpt = None,
+) -> None:
+    """Serve the index: a JSON API (OpenAPI at /docs) and a search page at /, until Ctrl-C.
+
+    Example: qa serve --port 8765
+    """
+    printer = printer_for(None, False)
+    with errors_to_exit(printer):
+        from qa.serve import serve as run_server
+
+        settings = Settings.resolve(index=index_dir, collection=collection)
+        run_server(settings, host, port, token=token, watch=watch, notify=printer.note)
+
+
+@app.command()
+def mcp(index_dir: IndexOpt = None, collection: CollectionOpt = None) -> None:
+    """Run an MCP server over stdio (tools: ask, show, status), for agents.
+
+    Example: qa mcp --index index
+    """
+    printer = printer_for(None, False)
+    with errors_to_exit(printer):
+        from qa.mcp_server import run_mcp
+
+        run_mcp(Settings.resolve(index=index_dir, collection=collection))
+
+
 @app.command(name="eval")
 def eval_(
     beir: Annotated[
