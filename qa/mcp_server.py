@@ -3,11 +3,14 @@ MCPServer, FastMCP's successor in mcp 2). Three tools, answering in qa.schema's 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from qa import schema
 from qa.config import Settings
 from qa.engine import Engine
+from qa.errors import QAError
 from qa.filters import Filters
 from qa.serve import MAX_CONTEXT, MAX_K, MAX_QUESTION
 
@@ -20,8 +23,19 @@ INSTRUCTIONS = (
 )
 
 
+@contextmanager
+def told(error: Callable[[str], Exception]) -> Iterator[None]:
+    """qa's expected errors reach the agent with their message (what to do next); anything
+    else stays a crash, whose text the SDK keeps on the server."""
+    try:
+        yield
+    except QAError as exc:
+        raise error(str(exc)) from None
+
+
 def build_server(engine: Engine) -> Any:
     from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
 
     server = MCPServer(name="qa", instructions=INSTRUCTIONS, log_level="WARNING")
 
@@ -30,7 +44,8 @@ def build_server(engine: Engine) -> Any:
             "Answer a question from the indexed articles: returns {question, answered, results}"
             ", results being up to k passages, best first, each with rank, score, source, "
             "paragraph, start/end (character offsets), text, highlight (the best sentence's "
-            "offsets), date, url, author and tags. answered=false means no passage answers: "
+            "offsets), date, url, author and tags; cite a passage as SOURCE#PARAGRAPH (its "
+            "citation, which `show` accepts). answered=false means no passage answers: "
             "the results are weak matches. Filters: source (globs like 'news/**', any may "
             "match), since/until (dates, inclusive), tag (all must match), where (KEY=VALUE "
             "metadata). mode: hybrid (default), dense or lexical."
@@ -46,10 +61,11 @@ def build_server(engine: Engine) -> Any:
         tag: list[str] | None = None,
         where: list[str] | None = None,
     ) -> dict[str, Any]:
-        question = question[:MAX_QUESTION]
-        filters = Filters.parse(source or (), since, until, tag or (), where or ())
-        result = engine.ask([question], max(1, min(k, MAX_K)), mode, filters)
-        return schema.answer(result.answers[0])
+        with told(ToolError):
+            question = question[:MAX_QUESTION]
+            filters = Filters.parse(source or (), since, until, tag or (), where or ())
+            result = engine.ask([question], max(1, min(k, MAX_K)), mode, filters)
+            return schema.answer(result.answers[0])
 
     @server.tool(
         description=(
@@ -60,7 +76,8 @@ def build_server(engine: Engine) -> Any:
         )
     )
     def show(target: str, context: int = 2) -> dict[str, Any]:
-        shown = engine.show(target, max(0, min(context, MAX_CONTEXT)))
+        with told(ToolError):
+            shown = engine.show(target, max(0, min(context, MAX_CONTEXT)))
         if shown.passage is not None:
             return schema.cited(shown)
         documents = [schema.document(d, shown.indexed) for d in shown.documents]
@@ -73,7 +90,8 @@ def build_server(engine: Engine) -> Any:
         )
     )
     def status() -> dict[str, Any]:
-        body = schema.status(engine.status(), engine.settings)
+        with told(ToolError):
+            body = schema.status(engine.status(), engine.settings)
         body.pop("settings", None)
         return body
 
