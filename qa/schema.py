@@ -65,6 +65,7 @@ def paragraph(p: Paragraph) -> dict[str, Any]:
 
 def hit(h: Hit) -> dict[str, Any]:
     body: dict[str, Any] = {"rank": h.rank, "score": round(h.score, 6), **passage(h.chunk)}
+    body["citation"] = h.chunk.id  # what `qa show` and /api/show take: notes/a.md#3, c.jsonl:42#1
     body["highlight"] = {"start": h.highlight[0], "end": h.highlight[1]}
     about = h.about or {}
     for key in ("date", "url", "author"):

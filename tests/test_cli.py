@@ -65,6 +65,7 @@ def test_ask_json_has_every_field_and_offsets_slice_the_source(here: Path) -> No
         "line_start",
         "line_end",
         "text",
+        "citation",
         "highlight",
         "date",
         "url",
