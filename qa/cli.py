@@ -476,6 +476,14 @@ def ask(
     index_dir: IndexOpt = None,
     collection: CollectionOpt = None,
     model: ModelOpt = None,
+    no_server: Annotated[
+        bool,
+        flag(
+            "--no-server",
+            "Answer in this process even when qa serve runs for the index (which otherwise "
+            "answers, faster).",
+        ),
+    ] = False,
 ) -> None:
     """Answer a question with the best passages and their citations.
 

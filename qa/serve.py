@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +32,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa import schema
+from qa.client import CORPUS_HEADER, SERVER_FILE
 from qa.config import Settings
 from qa.engine import Engine
 from qa.errors import InputError, QAError
@@ -38,7 +40,7 @@ from qa.filters import Filters
 
 log = logging.getLogger(__name__)
 
-SERVER_FILE = "serve.json"  # in the index folder while a server runs: {"url", "pid", "token"}
+# SERVER_FILE (qa.client): in the index folder while a server runs: {"url", "pid", "token"}
 MAX_QUESTION = 2000  # characters
 MAX_K = 100
 MAX_BATCH = 100
@@ -126,12 +128,17 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         code = "not_found" if exc.status_code == 404 else "bad_request"
         return failure(code, str(exc.detail), exc.status_code)
 
-    def answer(questions: list[str], options: Options) -> list[dict[str, Any]]:
+    def answer(
+        questions: list[str], options: Options, response: Response | None = None
+    ) -> list[dict[str, Any]]:
         result = engine.ask(questions, options.k, options.mode, options.filters(), options.context)
+        if response is not None:  # what `qa ask` through the server prints paths relative to
+            response.headers[CORPUS_HEADER] = quote(str(result.corpus.resolve()))
         return [schema.answer(a) for a in result.answers]
 
     @app.get("/api/ask", summary="Answer a question (the JSON of `qa ask --json`)")
     def ask_get(
+        response: Response,
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUESTION)],
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
         mode: Annotated[str, Query(pattern="^(hybrid|dense|lexical)$")] = "hybrid",
@@ -152,11 +159,11 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
             where=where or [],
             context=context,
         )
-        return answer([q], options)[0]
+        return answer([q], options, response)[0]
 
     @app.post("/api/ask", summary="Answer a question given as a JSON body")
-    def ask_post(body: Annotated[AskBody, Body()]) -> dict[str, Any]:
-        return answer([body.question], body)[0]
+    def ask_post(body: Annotated[AskBody, Body()], response: Response) -> dict[str, Any]:
+        return answer([body.question], body, response)[0]
 
     @app.post("/api/ask/batch", summary=f"Answer up to {MAX_BATCH} questions at once")
     def ask_batch(body: Annotated[BatchBody, Body()]) -> dict[str, Any]:
