@@ -25,7 +25,6 @@ from qa.indexer import IndexReport, build_index, index_status
 from qa.integrity import damaged
 from qa.layout import MARKER
 from qa.render import Printer, dumps, safe, status_rows
-from qa.search import ask as ask_questions
 from qa.search import check_question
 
 __all__ = ["app", "dumps", "safe"]
@@ -487,6 +486,14 @@ def ask(
     index_dir: IndexOpt = None,
     collection: CollectionOpt = None,
     model: ModelOpt = None,
+    no_server: Annotated[
+        bool,
+        flag(
+            "--no-server",
+            "Answer in this process even when qa serve runs for the index (which otherwise "
+            "answers, faster).",
+        ),
+    ] = False,
 ) -> None:
     """Answer a question with the best passages and their citations.
 
@@ -515,18 +522,19 @@ def ask(
         good = [q for q in batch if q.error is None]
         result = None
         if good:
-            result = ask_questions(
-                settings,
+            from qa.engine import Engine
+
+            engine = Engine.open(
+                settings, update=not no_update, notify=printer.note, progress=progress
+            )
+            result = engine.ask(
                 [q.text for q in good],
                 k=settings.k,
                 mode=settings.mode,
-                ids=[q.id for q in good],
-                update=not no_update,
-                notify=printer.note,
-                progress=progress,
-                context=context,
                 filters=filters,
                 min_score=min_score,
+                context=context,
+                ids=[q.id for q in good],
             )
     answers = iter(result.answers if result else [])
     for asked in batch:
@@ -686,6 +694,54 @@ def _as_source(target: str, settings: Settings) -> str:
         return target
     name = relative.replace(os.sep, "/") + (f":{doc_id}" if jsonl else "")
     return name + sep + part
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str,
+        typer.Option("--host", help="Address to listen on (another than loopback needs --token)."),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")
+    ] = 8765,
+    watch: Annotated[
+        bool, flag("--watch", "Also keep the index current, as qa index --watch does.")
+    ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="Require Authorization: Bearer TOKEN on every API request (needed off loopback).",
+            show_default=False,
+        ),
+    ] = None,
+    index_dir: IndexOpt = None,
+    collection: CollectionOpt = None,
+) -> None:
+    """Serve the index: a JSON API (OpenAPI at /docs) and a search page at /, until Ctrl-C.
+
+    Example: qa serve --port 8765
+    """
+    printer = printer_for(None, False)
+    with errors_to_exit(printer):
+        from qa.serve import serve as run_server
+
+        settings = Settings.resolve(index=index_dir, collection=collection)
+        run_server(settings, host, port, token=token, watch=watch, notify=printer.note)
+
+
+@app.command()
+def mcp(index_dir: IndexOpt = None, collection: CollectionOpt = None) -> None:
+    """Run an MCP server over stdio (tools: ask, show, status), for agents.
+
+    Example: qa mcp --index index
+    """
+    printer = printer_for(None, False)
+    with errors_to_exit(printer):
+        from qa.mcp_server import run_mcp
+
+        run_mcp(Settings.resolve(index=index_dir, collection=collection))
 
 
 @app.command(name="eval")

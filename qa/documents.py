@@ -8,11 +8,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.answers import Paragraph
 from qa.config import Settings
 from qa.corpus import Chunk, Document, SkippedSource
 from qa.errors import InputError
 from qa.readers import read_documents
-from qa.search import Paragraph, around
+from qa.search import around
 from qa.store import StoredIndex, load_index
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +115,7 @@ class DocumentTable:
     # the last few masks made, by filter: a server asked again with the same filters (a web
     # page's filter settings) does not make them again (9 ms at 1M passages)
     _masks: dict[Filters, np.ndarray] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # qa serve's threads
 
     def info(self, doc: int) -> dict[str, Any]:
         return {
@@ -125,14 +127,15 @@ class DocumentTable:
 
     def row_mask(self, filters: Filters) -> np.ndarray:
         """A bool per passage row: whether its document passes every filter (read-only)."""
-        mask = self._masks.get(filters)
-        if mask is None:
-            mask = self._row_mask(filters)
-            mask.flags.writeable = False
-            if len(self._masks) >= 8:
-                self._masks.pop(next(iter(self._masks)))
-            self._masks[filters] = mask
-        return mask
+        with self._lock:
+            mask = self._masks.get(filters)
+            if mask is None:
+                mask = self._row_mask(filters)
+                mask.flags.writeable = False
+                if len(self._masks) >= 8:
+                    self._masks.pop(next(iter(self._masks)))
+                self._masks[filters] = mask
+            return mask
 
     def _row_mask(self, filters: Filters) -> np.ndarray:
         docs = np.ones(len(self.sources), dtype=bool)

@@ -7,6 +7,7 @@ generation replaces another without a reader ever seeing a mix of two.
     DIR/g000006/        the one before, kept until the next build (a reader may be opening it)
     DIR/write.lock      held by the one writer (qa index, or an update before ask)
     DIR/tmp-*/          a writer's work in progress; the next writer removes stale ones
+    DIR/serve.json      while `qa serve` runs: its URL and pid (qa ask finds it there)
 
 qa writes nothing outside DIR. An index written by qa 0.1 (format 1: the files of one
 generation straight in DIR, no marker) is still read, and is recognised as qa's by its

@@ -25,8 +25,8 @@ from rich.table import Table
 from rich.text import Text
 
 from qa import schema
+from qa.answers import Answer, Answers, Hit, Paragraph
 from qa.corpus import Document
-from qa.search import Answer, Answers, Hit, Paragraph
 
 if TYPE_CHECKING:
     from qa.documents import Shown

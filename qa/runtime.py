@@ -19,6 +19,7 @@ import logging
 import math
 import re
 import shutil
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -169,12 +170,17 @@ class OnnxEmbedder:
         # One thread for a question (8.5 ms vs 16.5 ms with two, measured under load);
         # all cores for bulk embedding. Each session is made when first needed.
         self._sessions: dict[int, Any] = {}
+        self._making = threading.Lock()  # one session per thread count, even under threads
         # tokenizer.json pads and truncates at 128; sentence-transformers uses max_seq_length.
         self._tokenizer.no_padding()
         self._tokenizer.no_truncation()
         self._batch_size = batch_size
 
     def _session(self, threads: int) -> Any:
+        with self._making:
+            return self._make_session(threads)
+
+    def _make_session(self, threads: int) -> Any:
         if threads not in self._sessions:
             import onnxruntime as ort
 

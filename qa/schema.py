@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qa.answers import Answer, Hit, Paragraph
 from qa.corpus import Chunk, Document
 from qa.errors import (
     CorpusError,
@@ -17,7 +18,6 @@ from qa.errors import (
     ModelError,
     QAError,
 )
-from qa.search import Answer, Hit, Paragraph
 
 if TYPE_CHECKING:
     from qa.config import Settings
@@ -67,6 +67,7 @@ def paragraph(p: Paragraph) -> dict[str, Any]:
 
 def hit(h: Hit) -> dict[str, Any]:
     body: dict[str, Any] = {"rank": h.rank, "score": round(h.score, 6), **passage(h.chunk)}
+    body["citation"] = h.chunk.id  # what `qa show` and /api/show take: notes/a.md#3, c.jsonl:42#1
     body["highlight"] = {"start": h.highlight[0], "end": h.highlight[1]}
     body["relevance"] = round(h.relevance, 6)
     body.update(measures(h))

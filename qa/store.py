@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -163,6 +164,8 @@ class StoredIndex:
     # source -> the byte range of its documents' lines in DOCUMENTS, read when first needed
     _document_offsets: dict[str, tuple[int, int]] | None = None
     _table: DocumentTable | None = None
+    # the lazy reads above happen once even when threads (qa serve) ask at the same time
+    _lazy: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def corpus(self) -> Path:
         """The corpus root that every chunk's source is relative to."""
@@ -174,10 +177,11 @@ class StoredIndex:
             chunk = self.chunks[row]
             spans = passage_sentences(chunk.text)
             terms = self.lexical.analyzer.terms_by_span(chunk.text, spans)
-            self.sentences[row] = [
+            found = [
                 ((chunk.start + s, chunk.start + e), t)
                 for (s, e), t in zip(spans, terms, strict=True)
             ]
+            return self.sentences.setdefault(row, found)  # atomic: a racing thread's is equal
         return self.sentences[row]
 
     def sentence_states(self, row: int) -> SentenceStates | None:
@@ -222,7 +226,19 @@ class StoredIndex:
 
         # One thread for a question or a few: OpenMP's start-up costs more than it saves
         # (single-query Flat at 10k: 1.2 ms with one thread, 24 ms with two on a busy machine).
-        faiss.omp_set_num_threads(1 if len(queries) <= 4 else os.cpu_count() or 1)
+        # The setting is process-wide: threads (qa serve) set it and search under one lock, so
+        # a batch's many threads never leak into another thread's single question.
+        with _FAISS_THREADS:
+            faiss.omp_set_num_threads(1 if len(queries) <= 4 else os.cpu_count() or 1)
+            scores, rows = self._faiss_search(faiss, queries, k, mask)
+        return [
+            [(int(r), float(s)) for r, s in zip(row, score, strict=True) if r >= 0]
+            for row, score in zip(rows, scores, strict=True)
+        ]
+
+    def _faiss_search(
+        self, faiss: Any, queries: np.ndarray, k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if mask is None:
             scores, rows = self.faiss_index.search(queries, k)
         else:
@@ -232,10 +248,7 @@ class StoredIndex:
             params = faiss.SearchParametersIVF()
             params.sel, params.nprobe = selector, nprobe
             scores, rows = self.faiss_index.search(queries, k, params=params)
-        return [
-            [(int(r), float(s)) for r, s in zip(row, score, strict=True) if r >= 0]
-            for row, score in zip(rows, scores, strict=True)
-        ]
+        return scores, rows
 
     def _exact_search(
         self, queries: np.ndarray, k: int, rows: np.ndarray
@@ -259,13 +272,14 @@ class StoredIndex:
     def table(self) -> DocumentTable | None:
         """The documents' metadata in columns (None for an index from before qa 0.2 until its
         next build), read when first needed."""
-        if self._table is None and (self.path / METADATA).is_file():
-            from qa.filters import DocumentTable
+        with self._lazy:
+            if self._table is None and (self.path / METADATA).is_file():
+                from qa.filters import DocumentTable
 
-            columns = json.loads((self.path / METADATA).read_text(encoding="utf-8"))
-            rows = np.load(self.path / DOCUMENT_ROWS, allow_pickle=False)
-            self._table = DocumentTable(**columns, doc_of_row=rows)
-        return self._table
+                columns = json.loads((self.path / METADATA).read_text(encoding="utf-8"))
+                rows = np.load(self.path / DOCUMENT_ROWS, allow_pickle=False)
+                self._table = DocumentTable(**columns, doc_of_row=rows)
+            return self._table
 
     def document(self, source: str, doc_id: str | None) -> Document | None:
         """A document as it was indexed (None if the index keeps no documents or not it)."""
@@ -285,18 +299,22 @@ class StoredIndex:
     def _document_lines(self, source: str) -> list[bytes]:
         if not self.manifest.documents_kept:
             return []
-        if self._document_offsets is None:
-            raw = json.loads((self.path / DOCUMENT_OFFSETS).read_text(encoding="utf-8"))
-            self._document_offsets = {
-                s: (int(a), int(b)) for s, a, b in zip(*raw.values(), strict=True)
-            }
-        span = self._document_offsets.get(source)
+        with self._lazy:
+            if self._document_offsets is None:
+                raw = json.loads((self.path / DOCUMENT_OFFSETS).read_text(encoding="utf-8"))
+                self._document_offsets = {
+                    s: (int(a), int(b)) for s, a, b in zip(*raw.values(), strict=True)
+                }
+            offsets = self._document_offsets
+        span = offsets.get(source)
         if span is None:
             return []
         with (self.path / DOCUMENTS).open("rb") as f:
             f.seek(span[0])
             return f.read(span[1] - span[0]).splitlines()
 
+
+_FAISS_THREADS = threading.Lock()
 
 # Filtered dense search is exact while the rows a filter allows are at most this many: 50,000
 # rows cost about as much as an approximate search over 1M (bench/filters.py).

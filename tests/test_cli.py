@@ -53,6 +53,7 @@ def test_ask_json_has_every_field_and_offsets_slice_the_source(here: Path) -> No
         "page_start",
         "page_end",
         "text",
+        "citation",
         "highlight",
         "date",
         "url",

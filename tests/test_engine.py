@@ -1,0 +1,54 @@
+"""The Engine: the answers of qa.search.ask, from many threads at once alike."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from qa import schema
+from qa.config import Settings
+from qa.engine import Engine
+from qa.filters import Filters
+from qa.indexer import build_index
+from qa.search import ask
+
+from .conftest import FakeEmbedder
+
+QUESTIONS = ["How deep is Lake Baikal?", "Who designed the Saturn V?", "Why does bread rise?"]
+# more distinct filters than DocumentTable keeps masks for (8): eviction under threads
+FILTERS = [Filters.parse([f"*{c}*"], None, None, (), ()) for c in "abcdefghijkl"] + [None]
+
+
+def test_concurrent_asks_answer_as_ask_does(
+    tmp_path: Path, corpus: Path, fake_models: dict[str, FakeEmbedder]
+) -> None:
+    settings = Settings(corpus=corpus, index=tmp_path / "index")
+    build_index(settings, embedder=FakeEmbedder())
+    engine = Engine.open(settings)
+    expected = {
+        (q, n): schema.answer(ask(settings, [q], k=3, update=False, filters=f).answers[0])
+        for q in QUESTIONS
+        for n, f in enumerate(FILTERS)
+    }
+    assert engine.ask(QUESTIONS, 3, context=1).answers[0].hits[0].context is not None
+    failures: list[str] = []
+
+    def worker(seed: int) -> None:
+        for i in range(40):
+            q = QUESTIONS[(seed + i) % len(QUESTIONS)]
+            n = (seed * 7 + i) % len(FILTERS)
+            try:
+                got = schema.answer(engine.ask([q], 3, filters=FILTERS[n]).answers[0])
+            except Exception as exc:  # any failure under threads is the bug looked for
+                failures.append(repr(exc))
+                continue
+            if got != expected[(q, n)]:
+                failures.append(f"{q} {n}: differs")
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not failures, failures[:3]
+    assert not engine.refresh()  # nothing new published: the same generation
