@@ -17,6 +17,7 @@ import ipaddress
 import json
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -262,6 +263,10 @@ def check_bind(host: str, token: str | None) -> str | None:
     )
 
 
+def _stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 @contextmanager
 def server_file(index_dir: Path, url: str, token: str | None) -> Iterator[Path]:
     """DIR/serve.json while the server runs, so `qa ask` finds it; removed when it stops."""
@@ -333,6 +338,10 @@ def serve(
     stop = threading.Event()
     if watch:
         watch_in_thread(settings, stop, notify)
+    # uvicorn shuts down on SIGTERM, then raises the signal again once it has: with Python's
+    # default handler that ended the process before serve.json was removed (seen: `kill PID`
+    # left it behind). This handler turns it into an orderly exit through the finally below.
+    signal.signal(signal.SIGTERM, _stopped)
     with server_file(settings.index, url, token):
         notify(f"Serving {settings.index} at {url}/ (API: {url}/docs; Ctrl-C stops).")
         try:

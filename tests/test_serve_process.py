@@ -1,5 +1,5 @@
 """`qa serve --watch` as a process: serve.json appears, answers come, an edit to the corpus is
-answered from the next generation, and Ctrl-C removes serve.json."""
+answered from the next generation, and SIGTERM (as Ctrl-C) removes serve.json."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_serve_watch_picks_up_an_edit_and_cleans_up(tmp_path: Path, corpus: Path
             time.sleep(0.3)
         assert found is not None, "the watcher's new generation was never answered from"
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)  # what `kill PID` and service managers send
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
