@@ -30,7 +30,7 @@ def show(settings: Settings, target: str, context: int = 2) -> Shown:
     """A source of the index, a citation (SOURCE#3, SOURCE:ID#3.2), or a file's path."""
     index = _index(settings)
     if index is not None:
-        found = _from_index(index, target, context)
+        found = in_index(index, target, context)
         if found is not None:
             return found
     path = Path(target)
@@ -59,7 +59,8 @@ def _index(settings: Settings) -> StoredIndex | None:
         return None
 
 
-def _from_index(index: StoredIndex, target: str, context: int) -> Shown | None:
+def in_index(index: StoredIndex, target: str, context: int) -> Shown | None:
+    """A source or citation of the index (None if it is neither): what a server shows."""
     chunk = next((c for c in index.chunks if c.id == target), None)
     if chunk is not None:
         doc = index.document(chunk.source, chunk.doc_id)

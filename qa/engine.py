@@ -13,17 +13,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from qa import embed as embedding
 from qa import layout
 from qa.answers import Answers
 from qa.config import Settings
-from qa.documents import Shown, _from_index
+from qa.documents import Shown, in_index
 from qa.errors import InputError, QAError
 from qa.filters import Filters
 from qa.indexer import Progress, Status, current_index, index_status
-from qa.search import around, check_question, search
+from qa.search import answers_of, check_question, search
 from qa.store import StoredIndex, load_index
 
 log = logging.getLogger(__name__)
@@ -120,24 +120,12 @@ class Engine:
         opened = self.current()
         index = opened.index
         found = search(index, opened.embedder, questions, k, mode, filters, min_score)
-        if context > 0:
-            found = [
-                replace(
-                    a, hits=[replace(h, context=around(index, h.chunk, context)) for h in a.hits]
-                )
-                for a in found
-            ]
-        names = ids or [None] * len(found)
-        return Answers(
-            corpus=index.corpus(),
-            model=index.manifest.model,
-            answers=[replace(a, id=i) for a, i in zip(found, names, strict=True)],
-        )
+        return answers_of(index, found, ids, context)
 
     def show(self, target: str, context: int = 2) -> Shown:
         """A source or citation of the index, as `qa show` shows it. Unlike `qa show`, never a
         file outside the index: a server shows only what was indexed."""
-        found = _from_index(self.current().index, target, context)
+        found = in_index(self.current().index, target, context)
         if found is None:
             raise InputError(
                 f"{target!r} is not a source or citation of index {self.settings.index}: pass a "

@@ -16,8 +16,6 @@ import numpy as np
 from qa.errors import InputError
 from qa.readers.meta import iso_date
 
-BUILT_IN = ("title", "author", "url", "doc_id", "source", "encoding")  # keys --where also reads
-
 
 @dataclass(frozen=True)
 class Filters:

@@ -385,6 +385,14 @@ def ask(
     if embedder is None:
         embedder = embedding.index_embedder(index.path, index.manifest.model, settings.batch_size)
     found = search(index, embedder, questions, k, mode, filters, min_score)
+    return answers_of(index, found, ids, context)
+
+
+def answers_of(
+    index: StoredIndex, found: list[Answer], ids: Sequence[str | None] | None, context: int
+) -> Answers:
+    """search()'s answers as Answers: each with its id, each hit with `context` paragraphs of
+    its document on either side (none for 0)."""
     if context > 0:
         found = [
             replace(a, hits=[replace(h, context=around(index, h.chunk, context)) for h in a.hits])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +125,34 @@ def no_user_config(
         "QA_COLLECTION",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+@contextmanager
+def running_server(settings: object) -> Iterator[str]:
+    """qa serve's app for an index, on a free port of 127.0.0.1, in a thread; its URL. Stopped
+    (bounded) when the block ends."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from qa.engine import Engine
+    from qa.serve import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    app = create_app(Engine.open(settings))  # type: ignore[arg-type]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start in 20 s"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

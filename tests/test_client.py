@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +16,10 @@ from typer.testing import CliRunner
 from qa.cli import app
 from qa.client import parse
 from qa.config import Settings
-from qa.engine import Engine
 from qa.indexer import build_index
-from qa.serve import create_app, server_file
+from qa.serve import server_file
 
-from .conftest import REPO, FakeEmbedder
+from .conftest import REPO, FakeEmbedder, running_server
 
 HEAVY = {"numpy", "onnxruntime", "faiss"}
 CLIENT = (
@@ -42,27 +38,11 @@ def served(
     tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch, fake_models: object
 ) -> Iterator[Path]:
     """A server on 127.0.0.1 for tmp_path/index, its serve.json written; cwd tmp_path."""
-    import uvicorn
-
     monkeypatch.chdir(tmp_path)
     settings = Settings(corpus=Path("corpus"), index=Path("index"))
     build_index(settings, embedder=FakeEmbedder())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app_ = create_app(Engine.open(settings))
-    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        with server_file(Path("index"), f"http://127.0.0.1:{port}", None):
-            yield tmp_path
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with running_server(settings) as url, server_file(Path("index"), url, None):
+        yield tmp_path
 
 
 def client(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:

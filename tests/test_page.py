@@ -5,20 +5,15 @@ blank."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from qa.config import Settings
-from qa.engine import Engine
 from qa.indexer import build_index
-from qa.serve import create_app
 
-from .conftest import FakeEmbedder
+from .conftest import FakeEmbedder, running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -43,36 +38,16 @@ ARTICLES = {
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def url(tmp_path: Path, fake_models: dict[str, FakeEmbedder]) -> Iterator[str]:
-    import uvicorn
-
     corpus = tmp_path / "corpus"
     for name, text in ARTICLES.items():
         (corpus / name).parent.mkdir(parents=True, exist_ok=True)
         (corpus / name).write_text(text, encoding="utf-8")
     settings = Settings(corpus=corpus, index=tmp_path / "index")
     build_index(settings, embedder=FakeEmbedder())
-    port = free_port()
-    app = create_app(Engine.open(settings))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with running_server(settings) as address:
+        yield address
 
 
 def test_page_searches_opens_the_citation_and_filters(url: str, tmp_path: Path) -> None:
