@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=Path("/tmp/new-scifact2"))
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--cold", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=None, help="qa serve's (default: its own)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="qa-bench-serve-"))
     server = None
@@ -162,18 +163,16 @@ def main() -> None:
         port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "qa", "serve", "--index", str(work / "index")]
-            + ["--port", str(port)],
+            + ["--port", str(port)]
+            + ([] if args.workers is None else ["--workers", str(args.workers)]),
             env=ENV,
             stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                assert server.poll() is None, server.stderr.read() if server.stderr else ""
-                time.sleep(0.2)
+        # serve.json is written once every worker answers (the port is open before that)
+        while time.monotonic() < deadline and not (work / "index" / "serve.json").exists():
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            time.sleep(0.2)
         rows = [phase(port, c, args.seconds, work, n) for n, c in enumerate((1, 8, 32))]
         timings = cold(work, args.cold)
     finally:
@@ -187,6 +186,7 @@ def main() -> None:
     lines = [
         f"qa serve, SciFact (9882 passages, hybrid, k=5), {args.seconds:.0f} s per row, "
         f"one `qa index` update landing halfway through each; {os.cpu_count()} cores, "
+        f"qa serve --workers {args.workers or 'default (one a core, at most 4)'}, "
         "clients are threads of this process (they share the cores with the server)",
         "clients  requests  errors  p50 ms  p99 ms  req/s  update rc",
     ]

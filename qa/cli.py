@@ -716,6 +716,17 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Processes answering in parallel, each holding the index's in-memory parts "
+            "[default: one a core, at most 4].",
+            show_default=False,
+        ),
+    ] = None,
     index_dir: IndexOpt = None,
     collection: CollectionOpt = None,
 ) -> None:
@@ -728,7 +739,12 @@ def serve(
         from qa.serve import serve as run_server
 
         settings = Settings.resolve(index=index_dir, collection=collection)
-        run_server(settings, host, port, token=token, watch=watch, notify=printer.note)
+        from qa.workers import default_workers
+
+        count = default_workers() if workers is None else workers
+        run_server(
+            settings, host, port, token=token, watch=watch, workers=count, notify=printer.note
+        )
 
 
 @app.command()

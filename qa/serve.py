@@ -18,9 +18,10 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -101,14 +102,16 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         version=_version(),
     )
 
-    @app.middleware("http")
-    async def bearer(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        if token is not None and request.url.path.startswith("/api/"):
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return failure("unauthorized", "This server needs Authorization: Bearer TOKEN.")
-        response: Response = await call_next(request)
-        return response
+    if token is not None:  # a middleware costs every request about a millisecond: only then
+
+        @app.middleware("http")
+        async def bearer(request: Request, call_next: Callable[[Request], Any]) -> Response:
+            if request.url.path.startswith("/api/"):
+                given = request.headers.get("authorization", "")
+                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                    return failure("unauthorized", "This server needs Authorization: Bearer TOKEN.")
+            response: Response = await call_next(request)
+            return response
 
     @app.exception_handler(QAError)
     async def qa_error(request: Request, exc: QAError) -> JSONResponse:
@@ -130,9 +133,8 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         code = "not_found" if exc.status_code == 404 else "bad_request"
         return failure(code, str(exc.detail), exc.status_code)
 
-    def answer(
-        questions: list[str], options: Options, response: Response | None = None
-    ) -> list[dict[str, Any]]:
+    def answer(questions: list[str], options: Options) -> tuple[list[dict[str, Any]], str]:
+        """The answers' JSON, and the corpus root their sources are relative to (quoted)."""
         result = engine.ask(
             questions,
             options.k,
@@ -141,13 +143,17 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
             options.context,
             min_score=options.min_score,
         )
-        if response is not None:  # what `qa ask` through the server prints paths relative to
-            response.headers[CORPUS_HEADER] = quote(str(result.corpus.resolve()))
-        return [schema.answer(a) for a in result.answers]
+        return [schema.answer(a) for a in result.answers], quote(str(result.corpus.resolve()))
+
+    def answered(questions: list[str], options: Options) -> JSONResponse:
+        """One answer as `qa ask --json` prints it; the corpus root in CORPUS_HEADER, for
+        `qa ask` through the server to print paths as it would. A JSONResponse, returned as it
+        is: FastAPI's encoding of a returned dict would add 0.5 ms a request."""
+        answers, corpus = answer(questions, options)
+        return JSONResponse(answers[0], headers={CORPUS_HEADER: corpus})
 
     @app.get("/api/ask", summary="Answer a question (the JSON of `qa ask --json`)")
     def ask_get(
-        response: Response,
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUESTION)],
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
         mode: Annotated[str, Query(pattern="^(hybrid|dense|lexical)$")] = "hybrid",
@@ -158,7 +164,7 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         where: Annotated[list[str] | None, Query(max_length=20)] = None,
         context: Annotated[int, Query(ge=0, le=MAX_CONTEXT)] = 0,
         min_score: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         options = Options(
             k=k,
             mode=mode,
@@ -170,15 +176,15 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
             context=context,
             min_score=min_score,
         )
-        return answer([q], options, response)[0]
+        return answered([q], options)
 
     @app.post("/api/ask", summary="Answer a question given as a JSON body")
-    def ask_post(body: Annotated[AskBody, Body()], response: Response) -> dict[str, Any]:
-        return answer([body.question], body, response)[0]
+    def ask_post(body: Annotated[AskBody, Body()]) -> JSONResponse:
+        return answered([body.question], body)
 
     @app.post("/api/ask/batch", summary=f"Answer up to {MAX_BATCH} questions at once")
-    def ask_batch(body: Annotated[BatchBody, Body()]) -> dict[str, Any]:
-        return {"answers": answer(body.questions, body)}
+    def ask_batch(body: Annotated[BatchBody, Body()]) -> JSONResponse:
+        return JSONResponse({"answers": answer(body.questions, body)[0]})
 
     @app.get("/api/status", summary="What is indexed (the JSON of `qa status --json`)")
     def status() -> dict[str, Any]:
@@ -321,30 +327,76 @@ def serve(
     *,
     token: str | None = None,
     watch: bool = False,
+    workers: int = 1,
     notify: Callable[[str], None],
 ) -> None:
-    """Run the server until Ctrl-C (or SIGTERM)."""
-    import uvicorn
+    """Run the server until Ctrl-C (or SIGTERM): in this process with one worker, else as
+    the supervisor of worker processes (qa.workers) that each run it in theirs."""
+    from qa import workers as processes
 
+    role = processes.worker_role()
+    if role is not None:
+        _work(settings, token, *role)
+        return
     warning = check_bind(host, token)
     if warning:
         notify(f"warning: {warning}")
-    engine = Engine.open(settings, warm=True)
-    app = create_app(engine, token)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
+    sock = processes.bind(host, port)
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{port}"
+    url = f"http://{shown}:{sock.getsockname()[1]}"
     stop = threading.Event()
-    if watch:
-        watch_in_thread(settings, stop, notify)
     # uvicorn shuts down on SIGTERM, then raises the signal again once it has: with Python's
     # default handler that ended the process before serve.json was removed (seen: `kill PID`
-    # left it behind). This handler turns it into an orderly exit through the finally below.
+    # left it behind). This handler turns it into an orderly exit through the finallys below.
     signal.signal(signal.SIGTERM, _stopped)
-    with server_file(settings.index, url, token):
-        notify(f"Serving {settings.index} at {url}/ (API: {url}/docs; Ctrl-C stops).")
+    described = f" with {workers} worker processes" if workers > 1 else ""
+
+    def ready() -> None:
+        if watch:
+            watch_in_thread(settings, stop, notify)
+        files.enter_context(server_file(settings.index, url, token))
+        notify(f"Serving {settings.index} at {url}/{described} (API: {url}/docs; Ctrl-C stops).")
+
+    with sock, ExitStack() as files:
         try:
-            server.run()
+            if workers > 1:
+                processes.supervise(sock, workers, ready, notify)
+            else:
+                server = _server(Engine.open(settings, warm=True), token)
+                ready()
+                server.run(sockets=[sock])
         finally:
             stop.set()
+
+
+def _server(engine: Engine, token: str | None) -> Any:
+    import uvicorn
+
+    app = create_app(engine, token)
+    return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+
+
+def _work(settings: Settings, token: str | None, sock_fd: int, report_fd: int) -> None:
+    """One worker of `qa serve --workers N`: open the engine, report, serve on the socket the
+    supervisor bound until SIGTERM, Ctrl-C or the supervisor's end."""
+    from qa import workers as processes
+
+    sock = socket.socket(fileno=sock_fd)
+    try:
+        server = _server(Engine.open(settings, warm=True), token)
+    except QAError as exc:  # the supervisor says it, once
+        processes.report(report_fd, str(exc))
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+    def stop_serving() -> None:
+        server.should_exit = True
+
+    processes.on_orphaned(stop_serving)
+    signal.signal(signal.SIGTERM, _stopped)
+    processes.report(report_fd)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl-C reaches every process of the terminal's group
+        pass

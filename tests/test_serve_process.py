@@ -82,3 +82,93 @@ def test_serve_watch_picks_up_an_edit_and_cleans_up(tmp_path: Path, corpus: Path
             process.kill()
             process.wait()
     assert not (index / "serve.json").exists()
+
+
+def children(pid: int) -> set[int]:
+    """The processes pid started (Linux's /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent has not collected it
+
+
+def wait_for(check: Any, seconds: float = 30.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    return check()
+
+
+def test_workers_share_the_port_and_a_dead_one_is_replaced(tmp_path: Path, corpus: Path) -> None:
+    """--workers 2 --port 0: serve.json names the port the kernel chose; two worker processes
+    answer; one killed is started again; the supervisor killed with SIGKILL takes its workers
+    with it (they notice their stdin close)."""
+    index = tmp_path / "index"
+    build_index(Settings(corpus=corpus, index=index), embedder=FakeEmbedder())
+    process = subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, "serve", "--index", str(index), "--port", "0"]
+        + ["--workers", "2"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    workers: set[int] = set()
+    try:
+        assert wait_for(lambda: (index / "serve.json").exists() or process.poll() is not None)
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        url = json.loads((index / "serve.json").read_text())["url"]
+        assert not url.endswith(":0")
+        answer = get(url + "/api/ask", q="How deep is Lake Baikal?", k="1")
+        assert answer["results"][0]["source"] == "lakes.md"
+        workers = children(process.pid)
+        assert len(workers) == 2
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        replaced = wait_for(lambda: len(children(process.pid) - {victim}) == 2)
+        assert replaced, "the killed worker was not replaced"
+        workers = children(process.pid)
+        for _ in range(10):  # every request answered, whichever worker takes it
+            assert get(url + "/api/ask", q="How deep is Lake Baikal?", k="1")["results"]
+        process.kill()  # no clean-up in the supervisor: the workers must go by themselves
+        process.wait(timeout=10)
+        assert wait_for(lambda: not any(alive(pid) for pid in workers), 20), "orphans left"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_worker_that_cannot_open_the_index_is_one_clear_error(tmp_path: Path) -> None:
+    """No index: the supervisor says it once (not once a worker), exits 1, no traceback."""
+    index = tmp_path / "index"
+    index.mkdir()
+    process = subprocess.run(
+        [sys.executable, "-c", LAUNCH, "serve", "--index", str(index), "--port", "0"]
+        + ["--workers", "2"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert process.returncode == 1, process.stderr
+    assert "Traceback" not in process.stderr
+    lines = [line for line in process.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, process.stderr
+    assert str(index) in lines[0] or "index" in lines[0].lower()
+    assert not (index / "serve.json").exists()
