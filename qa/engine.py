@@ -88,6 +88,7 @@ class Engine:
             if now == self._opened.generation:
                 return False
             index = load_index(self.settings.index)
+            index.adopt(self._opened.index)  # what it worked out for unchanged passages
             fresh = _opened(self.settings, index, self._given, warm=True)
             self._opened = fresh  # one reference: a request holds the old one to its end
             log.info("switched to generation %s", fresh.generation)

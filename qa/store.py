@@ -184,6 +184,22 @@ class StoredIndex:
             return self.sentences.setdefault(row, found)  # atomic: a racing thread's is equal
         return self.sentences[row]
 
+    def adopt(self, older: StoredIndex) -> int:
+        """Take over older's passage_sentences for the passages both generations hold as they
+        were (same source, document, place and text; same analyzer), so that a server's new
+        generation answers as fast as the old one at once. How many rows it took over."""
+        if older.lexical.analyzer != self.lexical.analyzer or not older.sentences:
+            return 0
+        rows = {(c.source, c.doc_id, c.start, c.sha256): n for n, c in enumerate(self.chunks)}
+        taken = 0
+        for old_row, found in list(older.sentences.items()):
+            c = older.chunks[old_row]
+            row = rows.get((c.source, c.doc_id, c.start, c.sha256))
+            if row is not None:
+                self.sentences.setdefault(row, found)
+                taken += 1
+        return taken
+
     def sentence_states(self, row: int) -> SentenceStates | None:
         """A passage's SentenceStates (passage_sentences order), if the index has them."""
         if self.sentence_matrix is None or self.token_signs is None:

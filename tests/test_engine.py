@@ -52,3 +52,38 @@ def test_concurrent_asks_answer_as_ask_does(
         t.join(timeout=60)
     assert not failures, failures[:3]
     assert not engine.refresh()  # nothing new published: the same generation
+
+
+def test_a_new_generation_takes_over_what_the_old_worked_out(
+    tmp_path: Path, corpus: Path, fake_models: dict[str, FakeEmbedder]
+) -> None:
+    """After an edit, the engine's new generation holds the old one's sentence cache for the
+    passages that did not change (equal to what it would work out itself), none for those
+    that did, and answers as a freshly opened engine does."""
+    settings = Settings(corpus=corpus, index=tmp_path / "index")
+    build_index(settings, embedder=FakeEmbedder())
+    engine = Engine.open(settings)
+    for q in QUESTIONS:
+        engine.ask([q], 5)
+    old = engine.index
+    assert old.sentences
+    edited = old.chunks[next(iter(old.sentences))].source
+    path = corpus / edited
+    path.write_text("A new first paragraph about glaciers and ice.\n\n" + path.read_text())
+    build_index(settings, embedder=FakeEmbedder())
+    assert engine.refresh()
+    new = engine.index
+    assert new is not old and new.sentences
+    for row, found in list(new.sentences.items()):
+        chunk = new.chunks[row]
+        assert chunk.source != edited or any(
+            (c.source, c.start, c.sha256) == (chunk.source, chunk.start, chunk.sha256)
+            for c in old.chunks
+        )
+        new.sentences.pop(row)
+        assert new.passage_sentences(row) == found  # what it would have worked out itself
+    fresh = Engine.open(settings)
+    for q in QUESTIONS:
+        assert schema.answer(engine.ask([q], 5).answers[0]) == schema.answer(
+            fresh.ask([q], 5).answers[0]
+        )
