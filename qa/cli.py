@@ -723,7 +723,7 @@ def serve(
             min=1,
             max=64,
             help="Processes answering in parallel, each holding the index's in-memory parts "
-            "[default: one a core, at most 4].",
+            "(default: one a core, at most 4).",
             show_default=False,
         ),
     ] = None,
