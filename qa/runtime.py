@@ -203,6 +203,15 @@ class OnnxEmbedder:
     def max_tokens(self) -> int:
         return self.spec.max_tokens
 
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    @property
+    def path(self) -> Path:
+        """The encoder file it embeds with (PASSAGE_ENCODER for int8)."""
+        return self._path
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))] if texts else []
 
@@ -251,6 +260,18 @@ class OnnxEmbedder:
         keep = self.spec.max_tokens
         return values[: keep - 1] + values[-1:] if len(values) > keep else values
 
+    def batches(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """The rows of texts in the batches one call embeds them in, in order: by length,
+        longest first, batch_size at a time. int8 activations are quantised per batch, so a
+        text's vector depends on its batch: embedding each batch's texts, in this order, in a
+        call of its own gives the same vectors bit for bit (qa.cluster does)."""
+        encodings = self._tokenizer.encode_batch(list(texts)) if texts else []
+        return self._batches(np.array([len(self._truncated(e.ids)) for e in encodings], int))
+
+    def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
+        order = np.argsort(-lengths, kind="stable")  # batches of similar length pad little
+        return [order[b : b + self._batch_size] for b in range(0, len(order), self._batch_size)]
+
     def _encode(self, texts: Sequence[str], each: Any, progress: Any) -> np.ndarray:
         """Mean-pooled unit vectors of texts; each(row, token states, encoding, vector), if
         given, sees every text's token states before they are dropped."""
@@ -261,7 +282,7 @@ class OnnxEmbedder:
         encodings = self._tokenizer.encode_batch(list(texts))
         ids = [self._truncated(e.ids) for e in encodings]
         lengths = np.array([len(i) for i in ids])
-        order = np.argsort(-lengths, kind="stable")  # batches of similar length pad little
+        order = np.concatenate(self._batches(lengths))
         for begin in range(0, len(order), self._batch_size):
             rows = order[begin : begin + self._batch_size]
             width = int(lengths[rows[0]])
