@@ -50,7 +50,9 @@ def import_ray() -> Any:
     try:
         import ray
         import ray.data  # noqa: F401  (Ray without its Data library cannot run the pool)
-    except ImportError:
+    except ImportError as exc:
+        if exc.name not in ("ray", "ray.data"):  # installed, but broken: say how
+            raise ClusterError(f"--ray: Ray is installed but cannot be imported ({exc}).") from None
         raise ClusterError(
             f"--ray needs Ray Data, which is not installed: run `{INSTALL}` (about 0.5 GB), "
             "or index without --ray."
@@ -211,7 +213,8 @@ def interruptible() -> Iterator[None]:
     """Ctrl-C stops the run, as it stops a local build. Once Ray's core has started here, the
     default handler no longer reaches Python (measured with Ray 2.60: the build ran on to
     the end); a handler set again from Python does."""
-    if threading.current_thread() is not threading.main_thread():
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # e.g. started in background
+    if ignored or threading.current_thread() is not threading.main_thread():
         yield
         return
 

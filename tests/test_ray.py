@@ -45,6 +45,12 @@ WORDS = (
 ).split()
 
 
+def sigint_default() -> None:
+    """In the child: SIGINT stops `ray start --block` even when this process ignores it (a
+    background job's does), so the cluster can be stopped the way it wants to be."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -100,7 +106,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # fmt: on
     log = (temp / "start.log").open("wb")
     process = subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        command,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=sigint_default,
     )
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
     os.environ.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
@@ -223,8 +234,12 @@ def test_an_update_sends_only_changed_passages_and_a_dead_worker_keeps_the_index
             os.kill(os.getpid(), signal.SIGINT)
 
     settings = Settings(index=here / "index", ray=cluster.address)
-    with pytest.raises(KeyboardInterrupt):
-        build_index(settings, progress=ctrl_c)
+    live = signal.signal(signal.SIGINT, signal.default_int_handler)  # even in a background job
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            build_index(settings, progress=ctrl_c)
+    finally:
+        signal.signal(signal.SIGINT, live)
     assert (here / "index" / "CURRENT").read_text() == before
     with pytest.raises(ClusterError, match="the index is as it was: run `qa index` again"):
         build_index(settings, progress=kill_a_worker)
