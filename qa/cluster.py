@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import signal
 import socket
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -268,21 +266,15 @@ def encode(vectors: np.ndarray, states: Sequence[SentenceStates]) -> dict[str, b
 
 
 class Worker:
-    """One actor of the pool: loads the encoder it was sent once, then embeds one batch per
-    call, exactly as OnnxEmbedder does here."""
+    """One actor of the pool: loads the encoder it was sent once (from memory: nothing is
+    written to the worker's disk), then embeds one batch per call, exactly as OnnxEmbedder
+    does here."""
 
     def __init__(self, files: list[Any], precision: str, batch_size: int) -> None:
         import ray
 
         contents: dict[str, bytes] = ray.get(files[0])
-        folder = Path(tempfile.mkdtemp(prefix="qa-encoder-"))
-        try:  # the files are read once, here: nothing is left behind on the worker's disk
-            for file, data in contents.items():
-                (folder / file).write_bytes(data)
-            self.embedder = OnnxEmbedder(folder, batch_size, precision)
-            self.embedder.embed(["load the session that a batch is embedded with"] * batch_size)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        self.embedder = OnnxEmbedder(Path("sent"), batch_size, precision, contents)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out: dict[str, list[Any]] = {"batch": [], **{name: [] for name in FIELDS}}
