@@ -286,6 +286,17 @@ def index(
             show_default=False,
         ),
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Embed the new or changed passages on this Ray cluster (host:6379, "
+            "ray://host:10001, auto, or local for a private one); same vectors as here (env "
+            "QA_RAY; needs pip install 'qa[ray]').",
+            show_default=False,
+        ),
+    ] = None,
     no_wait: Annotated[
         bool, flag("--no-wait", "Fail at once if another qa index is updating the index.")
     ] = False,
@@ -318,6 +329,7 @@ def index(
             exclude=tuple(exclude) if exclude else None,
             follow_symlinks=follow_symlinks,
             max_file_size=limit,
+            ray=ray,
         )
         settled(printer, settings, fmt, as_json)
         with progress_bar(printer) as progress:

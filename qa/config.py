@@ -90,6 +90,9 @@ class Settings:
     mode: str = "hybrid"  # QA_MODE
     format: str = "text"  # QA_FORMAT
     collection: str | None = None  # QA_COLLECTION: a [collections.NAME] table of a config file
+    # QA_RAY: the Ray cluster `qa index` embeds passages on (host:port, ray://host:port, auto,
+    # local); None embeds here. Never used by the update before an ask (qa.cluster)
+    ray: str | None = None
     origins: dict[str, str] = field(default_factory=dict, compare=False)  # value -> its source
 
     @classmethod
@@ -230,6 +233,7 @@ _KEYS: dict[str, tuple[str | None, Any]] = {
     "k": ("QA_K", _positive),
     "mode": ("QA_MODE", _choice(MODES)),
     "format": ("QA_FORMAT", _choice(FORMATS)),
+    "ray": ("QA_RAY", _text),
 }
 
 

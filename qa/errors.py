@@ -31,3 +31,7 @@ class IndexWriteError(QAError):
 
 class IndexBusyError(QAError):
     """Another writer holds the index's lock."""
+
+
+class ClusterError(QAError):
+    """The Ray cluster asked for cannot be used (not installed, unreachable, a worker died)."""

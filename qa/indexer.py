@@ -191,6 +191,10 @@ def build_index(
     new, empty or a qa index: anything else is refused and left as it was."""
     started = time.perf_counter()
     index_dir = settings.index
+    if settings.ray is not None:  # a missing extra or a wrong address fails before any work
+        from qa.cluster import check
+
+        check(settings.ray)
     layout.claim(index_dir)
     with layout.writer_lock(index_dir, wait=wait, notify=notify):
         layout.clean_stale(index_dir)
@@ -240,6 +244,8 @@ def _build(
         precision,
         progress,
     )
+    if settings.ray is not None:
+        embedder = _on_cluster(embedder, encoder, precision, settings.ray)
     params = ChunkingParams(max_tokens=embedder.max_tokens)
     print_ = fingerprint(model, params, precision)
     if old is not None and old.manifest.fingerprint != print_:
@@ -408,6 +414,21 @@ def _with_encoder(
             (folder / PASSAGE_ENCODER).unlink()
             return OnnxEmbedder(folder), folder, "fp32"
     return OnnxEmbedder(folder, precision="int8"), folder, "int8"
+
+
+def _on_cluster(
+    embedder: embedding.Embedder, encoder: Path | None, precision: str, address: str
+) -> embedding.Embedder:
+    """The build's embedder, with its passages embedded on the Ray cluster at address by the
+    same encoder file (qa.cluster: the same vectors)."""
+    if encoder is None or not isinstance(embedder, OnnxEmbedder):
+        raise ModelError(
+            f"--ray embeds with the index's ONNX encoder, and {embedder.name} has none: "
+            "index without --ray."
+        )
+    from qa.cluster import RayEmbedder
+
+    return RayEmbedder(encoder, address, precision, embedder.batch_size)
 
 
 def _export(embedder: embedding.Embedder, staging: Path, progress: Progress | None) -> Path | None:
@@ -588,7 +609,9 @@ def current_index(
         corpus_sources(root, reading_of(settings, None), index_dir)
         if notify:
             notify(f"No index in {index_dir}/: building it from {root}/ (once).")
-        build_index(settings, embedder=embedder, progress=progress, notify=notify)
+        build_index(
+            replace(settings, ray=None), embedder=embedder, progress=progress, notify=notify
+        )
         return load_index(index_dir)
     if settings.model and settings.model != manifest.model:
         raise ModelError(
@@ -609,7 +632,7 @@ def current_index(
             if notify:
                 notify(f"Corpus changed ({changes.summary()}): updating {index_dir}.")
             build_index(
-                replace(settings, corpus=root),
+                replace(settings, corpus=root, ray=None),  # a few passages: here is faster
                 embedder=embedder,
                 progress=progress,
                 notify=notify,

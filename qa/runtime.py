@@ -21,7 +21,7 @@ import re
 import shutil
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,16 +157,30 @@ class OnnxEmbedder:
 
     BULK = 64  # texts from which a call runs on every core rather than one
 
-    def __init__(self, directory: Path, batch_size: int = 16, precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        batch_size: int = 16,
+        precision: str = "fp32",
+        contents: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """The encoder in directory; or, with contents (its files' bytes by name, as
+        qa.cluster sends them to a worker), that encoder read from memory, nothing on disk."""
         from tokenizers import Tokenizer
 
+        self._path = directory / (PASSAGE_ENCODER if precision == "int8" else ENCODER)
         try:
-            self.spec = EncoderSpec(**json.loads((directory / ENCODER_META).read_text()))
-            self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER))
+            if contents is None:
+                meta = (directory / ENCODER_META).read_text()
+                self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER))
+            else:
+                meta = contents[ENCODER_META].decode()
+                self._tokenizer = Tokenizer.from_str(contents[TOKENIZER].decode())
+            self.spec = EncoderSpec(**json.loads(meta))
+            self._model = None if contents is None else contents[self._path.name]
         except Exception as exc:  # whatever damaged files make their readers raise
             raise _unreadable(directory, exc) from None
         self.precision = precision
-        self._path = directory / (PASSAGE_ENCODER if precision == "int8" else ENCODER)
         # One thread for a question (8.5 ms vs 16.5 ms with two, measured under load);
         # all cores for bulk embedding. Each session is made when first needed.
         self._sessions: dict[int, Any] = {}
@@ -188,8 +202,9 @@ class OnnxEmbedder:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             try:
+                model = str(self._path) if self._model is None else self._model
                 self._sessions[threads] = ort.InferenceSession(
-                    str(self._path), options, providers=["CPUExecutionProvider"]
+                    model, options, providers=["CPUExecutionProvider"]
                 )
             except Exception as exc:  # InvalidProtobuf, a missing file, ...
                 raise _unreadable(self._path.parent, exc) from None
@@ -202,6 +217,15 @@ class OnnxEmbedder:
     @property
     def max_tokens(self) -> int:
         return self.spec.max_tokens
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    @property
+    def path(self) -> Path:
+        """The encoder file it embeds with (PASSAGE_ENCODER for int8)."""
+        return self._path
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))] if texts else []
@@ -251,6 +275,18 @@ class OnnxEmbedder:
         keep = self.spec.max_tokens
         return values[: keep - 1] + values[-1:] if len(values) > keep else values
 
+    def batches(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """The rows of texts in the batches one call embeds them in, in order: by length,
+        longest first, batch_size at a time. int8 activations are quantised per batch, so a
+        text's vector depends on its batch: embedding each batch's texts, in this order, in a
+        call of its own gives the same vectors bit for bit (qa.cluster does)."""
+        encodings = self._tokenizer.encode_batch(list(texts)) if texts else []
+        return self._batches(np.array([len(self._truncated(e.ids)) for e in encodings], int))
+
+    def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
+        order = np.argsort(-lengths, kind="stable")  # batches of similar length pad little
+        return [order[b : b + self._batch_size] for b in range(0, len(order), self._batch_size)]
+
     def _encode(self, texts: Sequence[str], each: Any, progress: Any) -> np.ndarray:
         """Mean-pooled unit vectors of texts; each(row, token states, encoding, vector), if
         given, sees every text's token states before they are dropped."""
@@ -261,7 +297,7 @@ class OnnxEmbedder:
         encodings = self._tokenizer.encode_batch(list(texts))
         ids = [self._truncated(e.ids) for e in encodings]
         lengths = np.array([len(i) for i in ids])
-        order = np.argsort(-lengths, kind="stable")  # batches of similar length pad little
+        order = np.concatenate(self._batches(lengths))
         for begin in range(0, len(order), self._batch_size):
             rows = order[begin : begin + self._batch_size]
             width = int(lengths[rows[0]])

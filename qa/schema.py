@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from qa.answers import Answer, Hit, Paragraph
 from qa.corpus import Chunk, Document
 from qa.errors import (
+    ClusterError,
     CorpusError,
     IndexBusyError,
     IndexCorruptError,
@@ -34,6 +35,7 @@ ERROR_CODES: list[tuple[type[QAError], str]] = [
     (CorpusError, "corpus"),
     (ModelError, "model"),
     (InputError, "bad_input"),
+    (ClusterError, "cluster"),
 ]
 
 

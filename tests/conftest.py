@@ -123,6 +123,7 @@ def no_user_config(
         "QA_MODE",
         "QA_FORMAT",
         "QA_COLLECTION",
+        "QA_RAY",
     ):
         monkeypatch.delenv(name, raising=False)
 
