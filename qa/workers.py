@@ -40,6 +40,11 @@ MAX_AUTO = 4  # workers by default: one a core, at most this many (each holds an
 STOP_WAIT = 10.0  # seconds a worker has to finish its requests once told to stop
 RESTARTS = 5  # a worker that dies is started again, unless this many died in RESTART_WINDOW
 RESTART_WINDOW = 60.0
+# A worker's numpy on one BLAS thread (unless the environment says otherwise): a question's
+# products are small, and OpenBLAS's second thread spinning on the other core made one client
+# busy both cores, so 8 clients on 2 workers gained x1.05-1.18 over 1; on one thread, x1.80-1.92
+# (2 workers, 2 cores, 3 interleaved pairs of runs; 1-client p50 16.7 ms either way).
+ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def default_workers() -> int:
@@ -78,7 +83,8 @@ class Worker:
 def start(sock: socket.socket) -> Worker:
     """One worker: this command line again, serving on sock."""
     read, write = os.pipe()
-    env = {**os.environ, WORKER_ENV: f"{sock.fileno()} {write}"}
+    env = {**os.environ, WORKER_ENV: f"{sock.fileno()} {write}", **ONE_BLAS_THREAD}
+    env.update({name: os.environ[name] for name in ONE_BLAS_THREAD if name in os.environ})
     try:
         process = subprocess.Popen(
             sys.orig_argv, env=env, pass_fds=(sock.fileno(), write), stdin=subprocess.PIPE

@@ -134,6 +134,10 @@ def test_workers_share_the_port_and_a_dead_one_is_replaced(tmp_path: Path, corpu
         assert answer["results"][0]["source"] == "lakes.md"
         workers = children(process.pid)
         assert len(workers) == 2
+        for pid in workers:  # numpy on one BLAS thread a worker, unless the user chose
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            wanted = os.environ.get("OPENBLAS_NUM_THREADS", "1")
+            assert f"OPENBLAS_NUM_THREADS={wanted}".encode() in environ
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
         replaced = wait_for(lambda: len(children(process.pid) - {victim}) == 2)
