@@ -31,3 +31,7 @@ class IndexWriteError(QAError):
 
 class IndexBusyError(QAError):
     """Another writer holds the index's lock."""
+
+
+class StoreError(QAError):
+    """The vector store (a Milvus server or file) cannot be reached or used."""

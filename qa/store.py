@@ -441,7 +441,8 @@ def write_generation(
     else:  # the Milvus rows first: a failure there leaves nothing published
         from qa.milvus_store import write_milvus
 
-        write_milvus(folder, manifest, chunks, vectors, states, documents)
+        info = write_milvus(folder, manifest, chunks, vectors, states, documents)
+        manifest = replace(manifest, extra={**manifest.extra, "store": info})
     lexical.save(folder)
     from qa.runtime import ENCODER_FILES, encoder_files
 
