@@ -31,9 +31,13 @@ def free_port() -> int:
 @contextmanager
 def standalone(base: Path, timeout: float = 120.0) -> Iterator[str]:
     """A started server's address (http://127.0.0.1:PORT); stopped (bounded) afterwards."""
+    import milvus
     from milvus import MilvusServer, MilvusServerConfig
 
-    server = MilvusServer(MilvusServerConfig(), wait_for_started=False)
+    base.mkdir(parents=True, exist_ok=True)
+    config = MilvusServerConfig(template=str(_template(base)))
+    config.glog_conf_file = str(Path(milvus.__file__).parent / "data" / "glog.conf")
+    server = MilvusServer(config, wait_for_started=False)
     server.set_base_dir(str(base))
     for name in COMPONENTS:
         server.config.extra_configs[f"{name}.ip"] = "127.0.0.1"
@@ -48,6 +52,32 @@ def standalone(base: Path, timeout: float = 120.0) -> Iterator[str]:
         yield address
     finally:
         server.stop()
+
+
+def _template(base: Path) -> Path:
+    """The package's config template with an embedded-etcd config of free ports: its peer
+    port is otherwise always 2380, and a second server on the machine fails to start."""
+    import milvus
+
+    template = (Path(milvus.__file__).parent / "data" / "config.yaml.template").read_text()
+    client, peer = free_port(), free_port()
+    etcd = base / "etcd.yaml"
+    etcd.write_text(
+        f"name: qa-test\nlisten-client-urls: http://127.0.0.1:{client}\n"
+        f"advertise-client-urls: http://127.0.0.1:{client}\n"
+        f"listen-peer-urls: http://127.0.0.1:{peer}\n"
+        f"initial-advertise-peer-urls: http://127.0.0.1:{peer}\n"
+        f"initial-cluster: qa-test=http://127.0.0.1:{peer}\n"
+    )
+    old = "  endpoints: localhost:{{ etcd_port(int): 2379 }}"
+    assert old in template, "the milvus wheel's config template changed"
+    template = template.replace(old, f"  endpoints: 127.0.0.1:{client}")
+    used = "  use:\n    embed: true"
+    assert used in template, "the milvus wheel's config template changed"
+    template = template.replace(used, f"  config:\n    path: {etcd}\n{used}")
+    path = base / "milvus.yaml.template"
+    path.write_text(template)
+    return path
 
 
 def _ready(address: str, deadline: float) -> None:
