@@ -260,6 +260,16 @@ def test_ask_and_status_read_the_store_from_the_manifest(store: str, here: Path)
     assert fallback in result.output
     status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
     assert status["keywords"] == ("qa" if store.startswith("milvus://") else "milvus")
+    # the Engine (qa serve, qa mcp) opens it as it opens any index, and follows its updates
+    from qa.engine import Engine
+
+    engine = Engine.open(Settings.resolve())  # the index's model (here a fake one)
+    [answer] = engine.ask(["Saturn V rocket"], k=1).answers
+    assert answer.hits[0].chunk.source == "space/rockets.txt"
+    (here / "corpus" / "space" / "rockets.txt").write_text("Falcon 9 boosters land again.\n")
+    assert runner.invoke(app, ["index"]).exit_code == 0
+    [answer] = engine.ask(["Falcon 9 boosters"], k=1).answers
+    assert engine.generation == "g000002" and "Falcon" in answer.hits[0].chunk.text
 
 
 @pytest.mark.parametrize(
