@@ -762,7 +762,14 @@ def _write(
         if keywords:
             item["text"] = _clip(chunk.embed_text(), TEXT_LENGTH)
         rows.append(item)
-    _batches(client.insert, name, rows)
+    # A passage back after its removal still has its dead row (kept for older readers):
+    # replaced by upsert, never inserted beside it (rows of one id are deleted together)
+    dead: set[int] = set()
+    if before:
+        for batch in _iterate(client, name, f"born >= 0 and died <= {before}", ["pid"]):
+            dead.update(int(r["pid"]) for r in batch)
+    _batches(client.insert, name, [r for r in rows if r["pid"] not in dead])
+    _batches(client.upsert, name, [r for r in rows if r["pid"] in dead])
     for start in range(0, len(removed), GET_BATCH):
         part = client.get(name, ids=removed[start : start + GET_BATCH], output_fields=["*"])
         for row in part:

@@ -26,7 +26,7 @@ from qa.indexer import build_index
 from qa.search import ask, search
 from qa.store import load_index
 
-from .conftest import REPO, FakeEmbedder
+from .conftest import ARTICLES, REPO, FakeEmbedder
 from .test_e2e import QUESTIONS
 
 pytest.importorskip("pymilvus")
@@ -224,6 +224,20 @@ def test_an_update_inserts_only_changed_passages_and_a_failed_one_is_invisible(
     )  # dead before the oldest kept generation: deleted
     top = search(load_index(settings.index), fake, ["Lake Titicaca Andes"], 1)[0].hits[0]
     assert "Titicaca" in top.chunk.text
+
+    # Passages removed by generation 3 and back in 4 still have their dead rows (for readers
+    # of 2): one row each again, alive, and they survive the pruning of those dead rows
+    (corpus / "lakes.md").write_text(ARTICLES["lakes.md"])
+    build_index(replace(settings, store=None), embedder=fake)
+    for n in range(2):
+        (corpus / "extra.txt").write_text(f"Another passage, number {n}, about kites.\n")
+        final = build_index(replace(settings, store=None), embedder=fake)
+    index = load_index(settings.index)
+    assert len(rows(store, f"died == {ALIVE}")) == final.chunks == len(index.chunks)
+    assert search(index, fake, question, 1)[0].hits[0].chunk.source == "lakes.md"
+    assert index.dense_scores(fake.embed(question)[0], np.arange(len(index.chunks))).shape == (
+        len(index.chunks),
+    )
 
 
 def test_a_collection_qa_did_not_create_is_refused_and_left_alone(
