@@ -63,9 +63,31 @@ def metrics_of(name: str, settings: Settings, mode: str) -> dict[str, float]:
     return evaluate_spans(settings, DATA / "squad" / "questions.jsonl", mode=mode).metrics
 
 
+def complete_generation(name: str) -> Path:
+    """eval-index/NAME's newest generation that has its manifest (read only: the folder is
+    shared by every checkout, and its CURRENT was once seen naming a half-written one)."""
+    folder = eval_index(name)
+    names = sorted(p.name for p in folder.glob("g[0-9]*") if (p / "manifest.json").is_file())
+    if not names:
+        raise SystemExit(f"{folder} has no complete generation")
+    return folder / names[-1]
+
+
+def snapshot(name: str, scratch: Path) -> Path:
+    """A private copy of eval-index/NAME's newest complete generation, as an index folder:
+    nothing here ever builds in (or repairs) the shared eval-index."""
+    source = complete_generation(name)
+    target = scratch / f"{name}-faiss"
+    if not target.exists():
+        shutil.copytree(source, target / source.name)
+        shutil.copy(source.parent / "qa-index.json", target / "qa-index.json")
+        (target / "CURRENT").write_text(source.name + "\n")
+    return target
+
+
 def moved(name: str, store: str, scratch: Path) -> tuple[Settings, float]:
     """A copy of eval-index/NAME with its vectors moved into store, and how long that took."""
-    source = eval_index(name)
+    source = snapshot(name, scratch)
     target = scratch / f"{name}-{store.split(':')[0]}"
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("write.lock", "tmp-*"))
@@ -123,7 +145,7 @@ def quality(args: argparse.Namespace) -> None:
     try:
         with server(scratch / "server") as address:
             for name in args.sets:
-                faiss = Settings(corpus=SOURCES[name], index=eval_index(name))
+                faiss = Settings(corpus=SOURCES[name], index=snapshot(name, scratch))
                 lite, lite_s = moved(name, f"milvus-lite:{scratch / name}.db", scratch)
                 standalone, server_s = moved(name, f"milvus://{address}/qa_{name}", scratch)
                 builds.append(

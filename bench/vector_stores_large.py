@@ -27,14 +27,31 @@ sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO))
 
 from filters import one_percent, table_for  # noqa: E402
-from large import load_real, make_data  # noqa: E402
+from large import REAL, make_data  # noqa: E402
 
-from bench.vector_stores import OUT, SCRATCH, server, write_section  # noqa: E402
+from bench.vector_stores import (  # noqa: E402
+    OUT,
+    SCRATCH,
+    complete_generation,
+    server,
+    write_section,
+)
 from qa import milvus_store  # noqa: E402
 
 K = 10
 EFS = (16, 32, 64, 128, 256)
 BATCH = 5_000
+
+
+def load_real() -> np.ndarray:
+    """bench/large.py's real vectors, from each eval index's newest complete generation."""
+    import faiss
+
+    parts = []
+    for name in REAL:
+        index = faiss.read_index(str(complete_generation(name) / "vectors.faiss"))
+        parts.append(index.reconstruct_n(0, index.ntotal))
+    return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
 
 
 def _top(scores: np.ndarray) -> np.ndarray:
