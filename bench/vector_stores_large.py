@@ -107,21 +107,21 @@ def large(args: argparse.Namespace) -> None:
             inserted = time.perf_counter() - started
             client.flush(spec.collection)
             flushed = time.perf_counter() - started
-            while True:
+            while True:  # every row under HNSW and served so (not compaction's re-indexing)
                 info = client.describe_index(spec.collection, index_name="vector")
-                if (
-                    int(info.get("pending_index_rows", 0)) == 0
-                    and info.get("state") != "InProgress"
-                ):
+                served = sum(
+                    seg.num_rows
+                    for seg in client.list_loaded_segments(spec.collection)
+                    if seg.index_name
+                )
+                if int(info.get("indexed_rows", 0)) >= n and served >= n:
                     break
                 if time.perf_counter() - started > args.budget:
                     raise SystemExit(f"HNSW not built in {args.budget} s: {info}")
                 time.sleep(2)
             indexed = time.perf_counter() - started
-            client.load_collection(spec.collection)
-            loaded = time.perf_counter() - started
-            print(f"insert {inserted:.0f} s, flush {flushed:.0f} s, index {indexed:.0f} s, "
-                  f"load {loaded:.0f} s", flush=True)  # fmt: skip
+            print(f"insert {inserted:.0f} s, flush {flushed:.0f} s, index {indexed:.0f} s",
+                  flush=True)  # fmt: skip
             reader = milvus_store.MilvusIndex(
                 client, spec, 1, np.arange(1, n + 1, dtype=np.int64), ["big.jsonl"], base.shape[1]
             )
@@ -157,8 +157,10 @@ def large(args: argparse.Namespace) -> None:
         "vectors and the 1% filter are bench/filters.py's, made with its seeds.",
         "",
         f"Build: insert {inserted:.0f} s (batches of {BATCH:,} rows through MilvusClient), "
-        f"flush done at {flushed:.0f} s, HNSW built at {indexed:.0f} s, loaded at "
-        f"{loaded:.0f} s.",
+        f"flush done at {flushed:.0f} s, every row searched through HNSW at {indexed:.0f} s "
+        "(segments of 50-55k rows; Milvus then compacts them into 160k-row segments and "
+        "indexes those again in the background, about as long again on 2 cores, while the "
+        "first ones serve).",
         "",
         "| filter | ef | p50 | p99 | recall@10 against exact |",
         "|---|---|---|---|---|",
