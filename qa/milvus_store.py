@@ -58,7 +58,7 @@ PASSAGE_IDS = "passage_ids.npy"  # int64 per row: the row's passage id in the co
 ALIVE = (1 << 62) - 1  # `died` of a passage still in the index
 LITE_COLLECTION = "qa"
 # HNSW, chosen by measurement (bench/vector_stores.py, bench/results/milvus.md)
-HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF = 16, 200, 128
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF = 16, 200, 64
 KEY_LENGTH, KEYS = 512, 4096  # a "key=value" filter entry's most bytes; most entries a row
 STATES_LENGTH = 65_535  # most characters of a row's base64 sentence states (VARCHAR's limit)
 TEXT_LENGTH = 60_000  # most bytes of a passage's text kept for the server's BM25
