@@ -23,14 +23,14 @@ import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import faiss
 import numpy as np
 from large import Coarse, build_ivf, load_real, make_data, train_coarse
 
+from qa.faiss_store import FaissIndex
 from qa.filters import DocumentTable, Filters
-from qa.store import EXACT_FILTERED, StoredIndex, choose_index
+from qa.store import EXACT_FILTERED, choose_index
 
 REPO = Path(__file__).resolve().parents[1]
 K = 10
@@ -82,11 +82,8 @@ def main() -> None:
         exact_path = Path(scratch) / "vectors.npy"
         np.save(exact_path, base, allow_pickle=False)
         exact = np.load(exact_path, mmap_mode="r", allow_pickle=False)
-        # What StoredIndex.search reads of an index: its kind, its rows, faiss, exact vectors.
-        stored = StoredIndex.__new__(StoredIndex)
-        stored.chunks = [None] * args.n
-        stored.faiss_index, stored.exact = index, exact
-        stored.manifest = SimpleNamespace(vector_index=kind, nprobe=nprobe)
+        # What StoredIndex.search reads of an index: its vector store (qa.faiss_store).
+        stored = FaissIndex(index, exact, kind, nprobe)
         table = table_for(args.n, rng)
         table.row_mask(Filters(since="2000-01-01"))  # the date column, made once (warm)
         table.row_mask(Filters(tags=("half",)))  # the tag column

@@ -257,6 +257,17 @@ def index(
             show_default=False,
         ),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            metavar="URI",
+            help="Where passage vectors live: faiss (files in the index, the default), "
+            "milvus://HOST:PORT/COLLECTION or milvus-lite:PATH.db (env QA_STORE; default: the "
+            "index's). Needs pip install 'qa[milvus]'.",
+            show_default=False,
+        ),
+    ] = None,
     exclude: Annotated[
         list[str] | None,
         typer.Option(
@@ -326,6 +337,7 @@ def index(
             collection=collection,
             model=model,
             precision=precision.value if precision else None,
+            store=store,
             exclude=tuple(exclude) if exclude else None,
             follow_symlinks=follow_symlinks,
             max_file_size=limit,

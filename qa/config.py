@@ -86,6 +86,9 @@ class Settings:
     exclude: tuple[str, ...] | None = None
     follow_symlinks: bool | None = None
     max_file_size: int | None = None
+    # QA_STORE: where `qa index` keeps passage vectors: "faiss" (files in the index) or a
+    # Milvus URI (qa.milvus_store); None: the index's, or "faiss" for a new index
+    store: str | None = None
     k: int = 5  # QA_K: passages per question
     mode: str = "hybrid"  # QA_MODE
     format: str = "text"  # QA_FORMAT
@@ -199,6 +202,13 @@ def _choice(choices: tuple[str, ...]) -> Any:
     return parse
 
 
+def _store(value: Any) -> str:
+    text = _text(value).strip()
+    if text != "faiss" and not text.startswith(("milvus://", "milvus-lite:")):
+        raise ValueError("faiss, milvus://HOST:PORT/COLLECTION or milvus-lite:PATH.db")
+    return text
+
+
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("true or false")
@@ -227,6 +237,7 @@ _KEYS: dict[str, tuple[str | None, Any]] = {
     "model": ("QA_MODEL", _text),
     "batch_size": ("QA_BATCH_SIZE", _positive),
     "precision": ("QA_PRECISION", _choice(PRECISIONS)),
+    "store": ("QA_STORE", _store),
     "exclude": (None, _patterns),
     "follow_symlinks": (None, _boolean),
     "max_file_size": (None, _file_size),

@@ -35,3 +35,7 @@ class IndexBusyError(QAError):
 
 class ClusterError(QAError):
     """The Ray cluster asked for cannot be used (not installed, unreachable, a worker died)."""
+
+
+class StoreError(QAError):
+    """The vector store (a Milvus server or file) cannot be reached or used."""

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +57,7 @@ from qa.store import (
     relative_corpus,
     write_generation,
 )
+from qa.vector_index import FAISS
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +255,7 @@ def _build(
     elif old is not None and not old.manifest.sentence_tokens:
         if isinstance(embedder, OnnxEmbedder):  # chunks are kept; vectors are made again
             reason = "the index has no sentence token states yet (built by an older qa)"
+    store = _store(settings, known)  # a new store reuses every vector, written there
     build = _Build(
         settings,
         root,
@@ -265,6 +268,7 @@ def _build(
         staged,
         tuple(unlisted),
         quiet,
+        store,
     )
     return _update(build, sources, unlisted, embedder, encoder, progress)
 
@@ -284,6 +288,17 @@ class _Build:
     staged: Path  # the generation being written
     unlisted: tuple[str, ...] = ()  # what the folder's listing could not read, and why
     quiet: bool = False  # warn only of files that became unreadable since the last build
+    store: str = FAISS  # where the vectors go (qa.vector_index): "faiss" or a Milvus URI
+
+
+def _store(settings: Settings, known: Manifest | None) -> str:
+    """The store asked for (a Milvus URI checked and made absolute), else the index's."""
+    chosen = settings.store or (known.store if known is not None else FAISS)
+    if chosen == FAISS:
+        return FAISS
+    from qa.milvus_store import parse_uri
+
+    return parse_uri(chosen).uri
 
 
 def _rebuild_reason(was: Manifest, model: str, params: ChunkingParams, precision: str) -> str:
@@ -484,6 +499,7 @@ def _finish(
         and old.manifest.contents  # a qa 0.1 index gets its checksums and new layout
         and old.manifest.documents_kept
         and old.manifest.unlisted == list(build.unlisted)
+        and old.manifest.store == build.store
     ):  # nothing to do: leave the index on disk untouched
         n = len(chunks)
         return IndexReport(old.manifest.documents, n, 0, n, 0, files=0, changed_files=0)
@@ -506,13 +522,16 @@ def _finish(
         created=created,
         updated=now(),
         fingerprint=build.fingerprint,
-        vector_index=(kind := choose_index(len(chunks)))[0],
+        vector_index=(kind := choose_index(len(chunks)) if build.store == FAISS else ("HNSW", 0))[
+            0
+        ],
         nprobe=kind[1],
         precision=build.precision,
         sentence_vectors=sentences is not None,
         sentence_tokens=sentences is not None,
         documents_kept=True,
         unlisted=list(build.unlisted),
+        extra=_store_extra(build, index_dir),
     )
     if old is not None and chunks == old.chunks:
         lexical = old.lexical
@@ -528,7 +547,11 @@ def _finish(
     write_generation(
         build.staged, manifest, chunks, vectors, lexical, encoder, sentences, documents
     )
-    layout.publish(index_dir, build.staged, {"corpus": corpus})
+    owner = manifest.extra.get("store", {}).get("owner") or layout.read_marker(index_dir).get(
+        "owner"
+    )
+    about = {"corpus": corpus, **({"owner": owner} if owner else {})}
+    layout.publish(index_dir, build.staged, about)
     return IndexReport(
         documents=manifest.documents,
         chunks=len(chunks),
@@ -539,6 +562,18 @@ def _finish(
         changed_files=0,
         rebuilt=build.reason,
     )
+
+
+def _store_extra(build: _Build, index_dir: Path) -> dict[str, Any]:
+    """The manifest's record of a Milvus store: its URI, the generation this build writes
+    there, and the id that marks the collection as this index's (kept in the marker too)."""
+    if build.store == FAISS:
+        return {}
+    import secrets
+
+    owner = layout.read_marker(index_dir).get("owner") or secrets.token_hex(8)
+    number = layout.next_number(index_dir)
+    return {"store": {"uri": build.store, "generation": number, "owner": str(owner)}}
 
 
 def _vectors(
@@ -556,11 +591,11 @@ def _vectors(
         wanted = {c.sha256 for c in chunks}
         rows = [row for row, c in enumerate(old.chunks) if c.sha256 in wanted]
         if rows:
-            old_vectors = old.vectors()
+            old_vectors = old.vectors(rows)  # only these: a server store sends no others
             states = None if onnx is None else old.all_sentence_states(rows)
             for n, row in enumerate(rows):
                 own = None if states is None else states[n]
-                known[old.chunks[row].sha256] = (old_vectors[row], own)
+                known[old.chunks[row].sha256] = (old_vectors[n], own)
     todo: dict[str, Chunk] = {}
     for chunk in chunks:
         if chunk.sha256 not in known:

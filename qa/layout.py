@@ -222,6 +222,12 @@ def generations(path: Path) -> list[str]:
     return sorted(names, key=lambda n: int(n[1:]))
 
 
+def next_number(path: Path) -> int:
+    """The number the next published generation will have (the writer holds the lock)."""
+    names = generations(path)
+    return int(names[-1][1:]) + 1 if names else 1
+
+
 def staging(path: Path) -> Path:
     """A fresh folder inside the index for a writer's work (a generation in the making)."""
     folder = path / f"{_STAGING}{os.getpid()}-{secrets.token_hex(4)}"
@@ -236,8 +242,7 @@ def publish(path: Path, staged: Path, about: dict[str, Any]) -> Generation:
     """Make the staged folder the current generation, atomically; then drop what no reader
     can still be opening (generations before the previous one, a format-1 index's files)."""
     names = generations(path)
-    number = int(names[-1][1:]) + 1 if names else 1
-    name = f"g{number:06d}"
+    name = f"g{next_number(path):06d}"
     was_legacy = kind(path) is Kind.LEGACY
     previous = _read_pointer(path)
     for file in staged.iterdir():

@@ -368,6 +368,23 @@ def paragraphs_text(paragraphs: list[Paragraph]) -> str:
     return "\n\n".join(p.text for p in paragraphs)
 
 
+def store_rows(m: Any) -> list[tuple[str, str, str | None]]:
+    """Where a Milvus index's vectors are, and whose BM25 finds its keyword candidates."""
+    own = m.extra.get("store")
+    if not isinstance(own, dict):
+        return []
+    keywords = (
+        "Milvus's BM25 function (candidates), scored by qa's BM25"
+        if own.get("keywords") == "milvus"
+        else "qa's own BM25 in the index folder (the server has no BM25 function: Milvus < 2.5)"
+    )
+    server = f", server {own['server']}" if own.get("server") else ""
+    return [
+        ("store", f"{own.get('uri')} (generation {own.get('generation')}{server})", None),
+        ("keywords", keywords, None),
+    ]
+
+
 def status_rows(state: Any, settings: Any, verify: bool) -> list[tuple[str, str, str | None]]:
     m = state.manifest
     rows: list[tuple[str, str, str | None]] = [
@@ -376,10 +393,12 @@ def status_rows(state: Any, settings: Any, verify: bool) -> list[tuple[str, str,
         ("model", f"{m.model} ({m.dim} dimensions)", None),
         (
             "vectors",
-            f"{m.vector_index}{f', nprobe {m.nprobe}' if m.nprobe else ''}, "
+            f"{m.vector_index}{f', nprobe {m.nprobe}' if m.nprobe else ''}"
+            f"{' in Milvus' if m.extra.get('store') else ''}, "
             f"passages in {m.precision}",
             None,
         ),
+        *store_rows(m),
         ("contents", f"{m.documents} documents, {m.chunks} passages, {len(m.files)} files", None),
         (
             "chunking",

@@ -144,6 +144,8 @@ def status(s: Status, settings: Settings) -> dict[str, Any]:
         "model": m.model,
         "dim": m.dim,
         "vector_index": m.vector_index,
+        "store": m.store,
+        "keywords": (m.extra.get("store") or {}).get("keywords", "qa"),
         "precision": m.precision,
         "documents": m.documents,
         "chunks": m.chunks,

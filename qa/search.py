@@ -62,17 +62,21 @@ def retrieve(
     mode: str,
     query_tokens: Sequence[np.ndarray] | None = None,
     mask: np.ndarray | None = None,
+    filters: Filters | None = None,
 ) -> list[list[tuple[int, float]]]:
     """(row, score) of the k best passages per question, best first; query_tokens are the
     questions' token states (embed_questions), for the re-rank; mask, the rows that may
-    answer (qa.filters), applied by both sides before either chooses its best. RERANK_DEPTH
-    and PER_DOCUMENT are read at each call, so a benchmark can switch either off."""
+    answer (qa.filters), applied by both sides before either chooses its best (a store on a
+    server applies the filters it was made from instead). The keyword candidates come from
+    the store's own BM25 where it has one, else from qa's; both are scored by qa's BM25 for
+    fusion. RERANK_DEPTH and PER_DOCUMENT are read at each call, so a benchmark can switch
+    either off."""
     if mode not in MODES:
         raise InputError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
     if mode == "dense":
-        return index.search(query_vectors, k, mask)
+        return index.search(query_vectors, k, mask, filters)
     pool = max(k, POOL)
-    dense = index.search(query_vectors, pool, mask) if mode == "hybrid" else None
+    dense = index.search(query_vectors, pool, mask, filters) if mode == "hybrid" else None
     out = []
     for n, question in enumerate(questions):
         lexical = index.lexical.scores(question)
@@ -82,7 +86,9 @@ def retrieve(
             out.append(_top(lexical, k))
             continue
         assert dense is not None
-        candidates = {row for row, _ in dense[n]} | {row for row, _ in _top(lexical, pool)}
+        served = index.keyword_search(question, pool, filters)
+        keyword = _top(lexical, pool) if served is None else served
+        candidates = {row for row, _ in dense[n]} | {row for row, _ in keyword}
         if not candidates:
             out.append([])
             continue
@@ -144,7 +150,7 @@ def rerank(
     matcher = index.lexical.matcher(question)
     top = ranked[:RERANK_DEPTH]
     sentences = [index.passage_sentences(row) for row, _ in top]
-    states = [index.sentence_states(row) for row, _ in top]
+    states = index.sentence_states_of([row for row, _ in top])
     known = [s for s in states if s is not None]
     if query_tokens is None or len(known) < len(states):
         head = []  # no sentence states: words only
@@ -238,7 +244,7 @@ def search(
     questions = [check_question(q) for q in questions]
     mask = row_mask(index, filters)
     query_vectors, query_tokens = embed_questions(embedder, questions)
-    results = retrieve(index, query_vectors, questions, k, mode, query_tokens, mask)
+    results = retrieve(index, query_vectors, questions, k, mode, query_tokens, mask, filters)
     answers = []
     for n, (question, rows) in enumerate(zip(questions, results, strict=True)):
         tokens = None if query_tokens is None else query_tokens[n]
@@ -298,7 +304,7 @@ def marked_hits(
         most = math.fsum(index.lexical.idf(t) for t in index.lexical.analyzer.terms(question))
         share = bm25 / most if most else np.zeros_like(bm25)
     covers = [_coverage(index, matcher, row) for row, _ in found]
-    states = [index.sentence_states(row) for row, _ in found]
+    states = index.sentence_states_of([row for row, _ in found])
     known = [s for s in states if s is not None]
     with_states = mode == "hybrid" and query_tokens is not None and len(known) == len(states)
     sentences: list[SentenceMatch | None] = [None] * len(found)

@@ -1,5 +1,7 @@
-"""One generation of the index on disk: manifest.json, chunks.jsonl, vectors.faiss and the rest.
-The only importer of faiss.
+"""One generation of the index on disk: manifest.json, chunks.jsonl, the keyword index, the
+documents and their metadata, and its passage vectors through a VectorIndex (qa.vector_index):
+FAISS files beside the rest (qa.faiss_store), or a Milvus collection (qa.milvus_store) that the
+manifest names.
 
 A generation is written whole into a staging folder inside the index and published by
 qa.layout, so a crash or Ctrl-C leaves the previous generation or the new one, never half of
@@ -26,6 +28,19 @@ import numpy as np
 from qa import __version__, layout
 from qa.corpus import Chunk, ChunkingParams, Document, passage_sentences
 from qa.errors import IndexCorruptError, IndexMissingError
+from qa.faiss_store import (
+    EXACT,
+    EXACT_FILTERED,
+    SENTENCE_STARTS,
+    SENTENCES,
+    TOKEN_STARTS,
+    TOKENS,
+    VECTORS,
+    FaissIndex,
+    k_exact,
+    read_faiss,
+    write_faiss,
+)
 from qa.integrity import (
     FileSum,
     Verification,
@@ -36,20 +51,25 @@ from qa.integrity import (
 )
 from qa.lexical import LexicalIndex
 from qa.runtime import PASSAGE_ENCODER, SentenceStates
+from qa.vector_index import FAISS, VectorIndex
 
 if TYPE_CHECKING:
-    from qa.filters import DocumentTable
+    from qa.filters import DocumentTable, Filters
+
+__all__ = [
+    "EXACT",
+    "EXACT_FILTERED",
+    "SENTENCES",
+    "SENTENCE_STARTS",
+    "TOKENS",
+    "TOKEN_STARTS",
+    "VECTORS",
+    "k_exact",
+]
 
 FORMAT_VERSION = 1
 MANIFEST = layout.MANIFEST
 CHUNKS = "chunks.jsonl"
-VECTORS = "vectors.faiss"
-EXACT = "vectors.npy"  # exact float32 vectors, kept beside an approximate (quantised) index
-# Every passage's sentence vectors (float16, in row order) and the index of each row's first
-SENTENCES, SENTENCE_STARTS = "sentences.npy", "sentence_starts.npy"
-# Every sentence's token sign bits (qa.runtime.SentenceStates, in sentence order) and the index
-# of each sentence's first token
-TOKENS, TOKEN_STARTS = "tokens.npy", "token_starts.npy"
 # Every document as it was read (qa.corpus.Document: the text that offsets index, its title and
 # metadata), one JSON line each, and where each line starts, for `ask -C` and `qa show`
 DOCUMENTS, DOCUMENT_OFFSETS = "documents.jsonl", "documents.offsets.json"
@@ -60,7 +80,6 @@ METADATA, DOCUMENT_ROWS = "metadata.json", "document_rows.npy"
 # (bench/results/large.md has the measurements behind these numbers).
 FLAT_LIMIT = 25_000  # Flat: 1.2 ms a question at 10k, 15 ms at 100k (bench/results/large.md)
 NPROBE = 64  # IVF4096,SQ8 at 1M: recall@10 0.978, p50 1.4 ms (32: 0.968, 0.8 ms)
-TRAINING_SAMPLE = 100_000
 # A question checks the contents of every file it reads while they add up to this; past it,
 # the memory-mapped arrays (of which a question reads a few rows) are checked by size only,
 # and in full by `qa index` and `qa status --verify`. SciFact's 9882 passages: 258 MB.
@@ -110,6 +129,7 @@ class Manifest:
     unlisted: list[str] = field(default_factory=list)  # what listing the corpus could not read
     format_version: int = FORMAT_VERSION
     qa_version: str = __version__
+    # "store": where the vectors are when not in this folder's FAISS files (qa.milvus_store)
     extra: dict[str, Any] = field(default_factory=dict)
     # every other file of the generation: size and checksum (empty in a qa 0.1 index)
     contents: dict[str, FileSum] = field(default_factory=dict)
@@ -125,6 +145,12 @@ class Manifest:
     def corpus_path(self, index_dir: Path) -> Path:
         candidates = self.corpus_candidates(index_dir)
         return next((p for p in candidates if p.exists()), candidates[0])
+
+    @property
+    def store(self) -> str:
+        """The URI of the store that holds the vectors ("faiss": this generation's files)."""
+        own = self.extra.get("store")
+        return str(own["uri"]) if isinstance(own, dict) and "uri" in own else FAISS
 
 
 def fingerprint(model: str, chunking: ChunkingParams, precision: str = "fp32") -> str:
@@ -148,16 +174,8 @@ class StoredIndex:
     path: Path  # the generation's folder, where its files (the encoder too) are
     manifest: Manifest
     chunks: list[Chunk]
-    faiss_index: Any
+    vector_store: VectorIndex  # the passage vectors and sentence states (qa.vector_index)
     lexical: LexicalIndex
-    # exact vectors: memory-mapped when faiss_index quantises, else a copy of its own
-    exact: np.ndarray
-    # memory-mapped sentence vectors, and row r's first at sentence_starts[r]; memory-mapped
-    # token sign bits, and sentence s's first at token_starts[s] (manifest.sentence_tokens)
-    sentence_matrix: np.ndarray | None = None
-    sentence_starts: np.ndarray | None = None
-    token_signs: np.ndarray | None = None
-    token_starts: np.ndarray | None = None
     # row -> its sentences' spans (document coordinates) and terms; filled as questions need it
     sentences: dict[int, list[tuple[tuple[int, int], list[str]]]] = field(default_factory=dict)
     index_dir: Path | None = None  # the index folder the generation is in
@@ -200,90 +218,56 @@ class StoredIndex:
                 taken += 1
         return taken
 
+    @property
+    def exact(self) -> np.ndarray | None:
+        """A FAISS index's exact vectors (memory-mapped beside a quantised index)."""
+        return self.vector_store.exact if isinstance(self.vector_store, FaissIndex) else None
+
     def sentence_states(self, row: int) -> SentenceStates | None:
         """A passage's SentenceStates (passage_sentences order), if the index has them."""
-        if self.sentence_matrix is None or self.token_signs is None:
-            return None
-        return self._states(self.sentence_matrix, self.token_signs, row)
+        return self.vector_store.sentence_states(row)
+
+    def sentence_states_of(self, rows: Sequence[int]) -> list[SentenceStates | None]:
+        """Several passages' SentenceStates (None for each when the index has none): one
+        request to a store on a server, not one per passage."""
+        if not self.manifest.sentence_tokens:
+            return [None] * len(rows)
+        if isinstance(self.vector_store, FaissIndex):
+            return [self.vector_store.sentence_states(row) for row in rows]
+        found = self.vector_store.all_sentence_states(rows)
+        return [None] * len(rows) if found is None else list(found)
 
     def all_sentence_states(self, rows: Sequence[int]) -> list[SentenceStates] | None:
         """SentenceStates of many rows (an update reuses every kept passage's), if the index
-        has them: the arrays are read whole once, not row by row (0.3 s for SciFact's)."""
-        if self.sentence_matrix is None or self.token_signs is None:
-            return None
-        vectors = np.asarray(self.sentence_matrix, dtype=np.float32)  # float16 on disk: a copy
-        signs = np.array(self.token_signs)
-        return [self._states(vectors, signs, row) for row in rows]
-
-    def _states(self, vectors: np.ndarray, signs: np.ndarray, row: int) -> SentenceStates:
-        assert self.sentence_starts is not None and self.token_starts is not None
-        begin, end = int(self.sentence_starts[row]), int(self.sentence_starts[row + 1])
-        first, last = int(self.token_starts[begin]), int(self.token_starts[end])
-        return SentenceStates(
-            np.asarray(vectors[begin:end], dtype=np.float32),
-            np.asarray(signs[first:last]),
-            np.diff(self.token_starts[begin : end + 1]),
-        )
+        has them: read whole once, not row by row."""
+        return self.vector_store.all_sentence_states(rows)
 
     def search(
-        self, queries: np.ndarray, k: int, mask: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        mask: np.ndarray | None = None,
+        filters: Filters | None = None,
     ) -> list[list[tuple[int, float]]]:
-        """(row, score) pairs per query, best first; faiss's -1 padding removed. With a mask
-        (a bool per row), only rows it allows: exactly over them while they are few (or the
-        index is exact anyway), else the approximate index restricted to them, with more
-        lists probed the fewer they are (bench/filters.py measured both)."""
-        k = min(k, len(self.chunks) if mask is None else int(mask.sum()))
-        if k <= 0:
-            return [[] for _ in range(len(queries))]
-        queries = np.ascontiguousarray(queries, np.float32)
-        if mask is not None and (self.manifest.vector_index == "Flat" or k_exact(mask)):
-            return self._exact_search(queries, k, np.flatnonzero(mask))
-        import faiss
+        """(row, score) pairs per query, best first (VectorIndex.search): with a mask (a bool
+        per row) and the filters it was made from, only rows they allow, before the top k."""
+        return self.vector_store.search(queries, k, mask, filters)
 
-        # One thread for a question or a few: OpenMP's start-up costs more than it saves
-        # (single-query Flat at 10k: 1.2 ms with one thread, 24 ms with two on a busy machine).
-        # The setting is process-wide: threads (qa serve) set it and search under one lock, so
-        # a batch's many threads never leak into another thread's single question.
-        with _FAISS_THREADS:
-            faiss.omp_set_num_threads(1 if len(queries) <= 4 else os.cpu_count() or 1)
-            scores, rows = self._faiss_search(faiss, queries, k, mask)
-        return [
-            [(int(r), float(s)) for r, s in zip(row, score, strict=True) if r >= 0]
-            for row, score in zip(rows, scores, strict=True)
-        ]
-
-    def _faiss_search(
-        self, faiss: Any, queries: np.ndarray, k: int, mask: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        if mask is None:
-            scores, rows = self.faiss_index.search(queries, k)
-        else:
-            bits = np.packbits(mask, bitorder="little")
-            nprobe = min(4096, int(self.manifest.nprobe / max(float(mask.mean()), 1e-6)))
-            selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))  # n: bytes
-            params = faiss.SearchParametersIVF()
-            params.sel, params.nprobe = selector, nprobe
-            scores, rows = self.faiss_index.search(queries, k, params=params)
-        return scores, rows
-
-    def _exact_search(
-        self, queries: np.ndarray, k: int, rows: np.ndarray
-    ) -> list[list[tuple[int, float]]]:
-        scores = np.asarray(self.exact[rows], dtype=np.float32) @ queries.T  # (rows, queries)
-        out = []
-        for column in scores.T:
-            top = np.argpartition(-column, k - 1)[:k] if k < len(column) else np.arange(len(column))
-            top = top[np.argsort(-column[top], kind="stable")]
-            out.append([(int(rows[i]), float(column[i])) for i in top])
-        return out
+    def keyword_search(
+        self, question: str, k: int, filters: Filters | None
+    ) -> list[tuple[int, float]] | None:
+        """The store's own keyword (BM25) candidates for a question, when it has a keyword
+        index (Milvus >= 2.5, Milvus Lite); None: qa's own BM25 finds them."""
+        search = getattr(self.vector_store, "keyword_search", None)
+        return None if search is None else search(question, k, filters)
 
     def dense_scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact inner products of one query with the given rows' vectors."""
-        return np.asarray(self.exact[rows] @ query, dtype=np.float32)
+        return self.vector_store.dense_scores(query, rows)
 
-    def vectors(self) -> np.ndarray:
-        """Every passage's exact vector, in row order."""
-        return np.asarray(self.exact, dtype=np.float32)
+    def vectors(self, rows: Sequence[int] | None = None) -> np.ndarray:
+        """Every passage's exact vector, in row order (or the given rows')."""
+        return self.vector_store.vectors(rows)
 
     def table(self) -> DocumentTable | None:
         """The documents' metadata in columns (None for an index from before qa 0.2 until its
@@ -328,17 +312,6 @@ class StoredIndex:
         with (self.path / DOCUMENTS).open("rb") as f:
             f.seek(span[0])
             return f.read(span[1] - span[0]).splitlines()
-
-
-_FAISS_THREADS = threading.Lock()
-
-# Filtered dense search is exact while the rows a filter allows are at most this many: 50,000
-# rows cost about as much as an approximate search over 1M (bench/filters.py).
-EXACT_FILTERED = 50_000
-
-
-def k_exact(mask: np.ndarray) -> bool:
-    return int(mask.sum()) <= EXACT_FILTERED
 
 
 def read_manifest(index_dir: Path) -> Manifest:
@@ -426,76 +399,40 @@ def _load(index_dir: Path, generation: layout.Generation, verify_all: bool) -> S
 
 
 def _read(index_dir: Path, folder: Path, manifest: Manifest) -> StoredIndex:
-    import faiss
-
     fix = f"run `qa index --index {index_dir}` to repair it"
     name = CHUNKS
+    store: VectorIndex
     try:
         with (folder / CHUNKS).open(encoding="utf-8") as f:
             chunks = [Chunk(**json.loads(line)) for line in f]
-        name = VECTORS
-        vectors = faiss.read_index(str(folder / VECTORS))
-        if manifest.nprobe:
-            faiss.extract_index_ivf(vectors).nprobe = manifest.nprobe
-        if manifest.vector_index == "Flat":
-            # A copy of the flat index's vectors (at most FLAT_LIMIT rows, 38 MB): a question
-            # reads its 200 candidates' by numpy indexing, not by 200 reconstruct() calls
-            exact = vectors.reconstruct_n(0, vectors.ntotal).reshape(vectors.ntotal, vectors.d)
-        else:
-            name = EXACT
-            exact = np.load(folder / EXACT, mmap_mode="r", allow_pickle=False)
-        sentences = starts = signs = token_starts = None
-        if manifest.sentence_tokens:  # written with the sentence vectors, never alone
-            name = SENTENCES
-            sentences = np.load(folder / SENTENCES, mmap_mode="r", allow_pickle=False)
-            name = SENTENCE_STARTS
-            starts = np.load(folder / SENTENCE_STARTS, allow_pickle=False)
-            name = TOKENS
-            signs = np.load(folder / TOKENS, mmap_mode="r", allow_pickle=False)
-            name = TOKEN_STARTS
-            token_starts = np.load(folder / TOKEN_STARTS, allow_pickle=False)
+        if manifest.store == FAISS:
+            store = read_faiss(
+                folder, manifest.vector_index, manifest.nprobe, manifest.sentence_tokens
+            )
         name = "the lexical index"
         lexical = LexicalIndex.load(folder)
     except Exception as exc:  # whatever a damaged file makes its reader raise
+        name = (getattr(exc, "__notes__", None) or [name])[-1]
         reason = "is missing" if isinstance(exc, FileNotFoundError) else "is unreadable"
         raise IndexCorruptError(f"Index {index_dir} is damaged ({name} {reason}): {fix}.") from None
-    counts = {vectors.ntotal, lexical.size, manifest.chunks}
-    if (
-        sentences is not None
-        and starts is not None
-        and signs is not None
-        and token_starts is not None
-        and (
-            len(starts) != len(chunks) + 1
-            or int(starts[-1]) != len(sentences)
-            or sentences.shape[1] != manifest.dim
-            or len(token_starts) != len(sentences) + 1
-            or int(token_starts[-1]) != len(signs)
-            or signs.shape[1] != (manifest.dim + 7) // 8
-        )
-    ):
+    if manifest.store != FAISS:
+        from qa.milvus_store import open_milvus
+
+        store = open_milvus(index_dir, folder, manifest)  # StoreError when it cannot
+    ntotal, dim = store.size, store.dim
+    if isinstance(store, FaissIndex):
+        if store.sentences is not None and store.sentences.problem(len(chunks), manifest.dim):
+            raise IndexCorruptError(
+                f"Index {index_dir} is damaged (its sentence states do not match its "
+                f"{len(chunks)} passages): {fix}."
+            )
+    counts = {ntotal, lexical.size, manifest.chunks}
+    if counts != {len(chunks)} or dim != manifest.dim:
         raise IndexCorruptError(
-            f"Index {index_dir} is damaged (its sentence states do not match its "
-            f"{len(chunks)} passages): {fix}."
+            f"Index {index_dir} is damaged ({len(chunks)} passages, {ntotal} "
+            f"vectors of dimension {dim}): {fix}."
         )
-    if counts != {len(chunks)} or vectors.d != manifest.dim:
-        raise IndexCorruptError(
-            f"Index {index_dir} is damaged ({len(chunks)} passages, {vectors.ntotal} "
-            f"vectors of dimension {vectors.d}): {fix}."
-        )
-    return StoredIndex(
-        folder,
-        manifest,
-        chunks,
-        vectors,
-        lexical,
-        exact=exact,
-        sentence_matrix=sentences,
-        sentence_starts=starts,
-        token_signs=signs,
-        token_starts=token_starts,
-        index_dir=index_dir,
-    )
+    return StoredIndex(folder, manifest, chunks, store, lexical, index_dir=index_dir)
 
 
 def write_generation(
@@ -511,22 +448,17 @@ def write_generation(
     """Write a generation's files into folder (a staging folder, which may already hold the
     encoder files), then its manifest with every file's checksum; qa.layout.publish makes it
     current. `encoder` is a folder whose ONNX encoder files the generation keeps (hard-linked
-    when possible); `sentences`, each passage's SentenceStates, when manifest.sentence_tokens."""
-    import faiss
+    when possible); `sentences`, each passage's SentenceStates, when manifest.sentence_tokens.
+    The vectors go where manifest.store says: FAISS files in folder, or a Milvus collection
+    (whose rows of this generation stay invisible until the generation is published)."""
+    states = sentences if manifest.sentence_tokens else None
+    if manifest.store == FAISS:
+        write_faiss(folder, manifest.vector_index, manifest.dim, vectors, states)
+    else:  # the Milvus rows first: a failure there leaves nothing published
+        from qa.milvus_store import write_milvus
 
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    index = faiss.index_factory(manifest.dim, manifest.vector_index, faiss.METRIC_INNER_PRODUCT)
-    if not index.is_trained:
-        rng = np.random.default_rng(0)
-        sample = rng.choice(len(vectors), min(len(vectors), TRAINING_SAMPLE), replace=False)
-        index.train(vectors[np.sort(sample)])
-    if len(vectors):
-        index.add(vectors)
-    faiss.write_index(index, str(folder / VECTORS))
-    if manifest.vector_index != "Flat":
-        np.save(folder / EXACT, vectors, allow_pickle=False)
-    if manifest.sentence_tokens and sentences is not None:
-        _save_states(folder, sentences, manifest.dim)
+        info = write_milvus(folder, manifest, chunks, vectors, states, documents)
+        manifest = replace(manifest, extra={**manifest.extra, "store": info})
     lexical.save(folder)
     from qa.runtime import ENCODER_FILES, encoder_files
 
@@ -599,24 +531,6 @@ _COLUMNS = {
 
 def document_line(document: Document) -> bytes:
     return json.dumps(vars(document), ensure_ascii=False).encode("utf-8")
-
-
-def _save_states(directory: Path, sentences: list[SentenceStates], dim: int) -> None:
-    """SENTENCES and TOKENS, each with the index of every passage's (sentence's) first."""
-    vectors = np.concatenate([s.vectors for s in sentences] or [np.empty((0, dim))])
-    signs = np.concatenate([s.signs for s in sentences] or [np.empty((0, (dim + 7) // 8))])
-    tokens = np.concatenate([s.counts for s in sentences] or [np.empty(0, np.int64)])
-    for (name, starts_name), matrix, sizes in (
-        (
-            (SENTENCES, SENTENCE_STARTS),
-            vectors.astype(np.float16),
-            [len(s.vectors) for s in sentences],
-        ),
-        ((TOKENS, TOKEN_STARTS), signs.astype(np.uint8), tokens.tolist()),
-    ):
-        np.save(directory / name, matrix, allow_pickle=False)
-        starts = np.cumsum([0, *sizes], dtype=np.int64)
-        np.save(directory / starts_name, starts, allow_pickle=False)
 
 
 def link_or_copy(source: Path, target: Path) -> None:

@@ -119,6 +119,7 @@ def no_user_config(
         "QA_MODEL",
         "QA_BATCH_SIZE",
         "QA_PRECISION",
+        "QA_STORE",
         "QA_K",
         "QA_MODE",
         "QA_FORMAT",
