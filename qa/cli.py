@@ -765,7 +765,7 @@ def serve(
         settings = Settings.resolve(index=index_dir, collection=collection)
         from qa.workers import default_workers
 
-        count = default_workers() if workers is None else workers
+        count = default_workers(settings.index) if workers is None else workers
         run_server(
             settings, host, port, token=token, watch=watch, workers=count, notify=printer.note
         )

@@ -339,6 +339,7 @@ def serve(
         _work(settings, token, *role)
         return
     warning = check_bind(host, token)
+    processes.check_workers(settings.index, workers)
     if warning:
         notify(f"warning: {warning}")
     sock = processes.bind(host, port)

@@ -29,9 +29,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from qa.errors import QAError
+from qa.errors import InputError, QAError
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,33 @@ RESTART_WINDOW = 60.0
 ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def default_workers() -> int:
+def default_workers(index_dir: Path) -> int:
+    """One a core, at most MAX_AUTO; one for an index in a file only one process may open."""
+    if single_process_store(index_dir):
+        return 1
     return max(1, min(os.cpu_count() or 1, MAX_AUTO))
+
+
+def single_process_store(index_dir: Path) -> str | None:
+    """The index's store when only one process at a time may open it (a Milvus Lite file)."""
+    from qa.store import read_manifest
+
+    try:
+        uri = str(read_manifest(index_dir).extra.get("store", {}).get("uri", ""))
+    except (QAError, AttributeError):
+        return None  # no index, or damaged: the worker that opens it says so
+    return uri if uri.startswith("milvus-lite:") else None
+
+
+def check_workers(index_dir: Path, workers: int) -> None:
+    """InputError for more workers than the index's store lets open it."""
+    store = single_process_store(index_dir) if workers > 1 else None
+    if store:
+        raise InputError(
+            f"The index's vectors are in {store}, a Milvus Lite file that one process at a time "
+            "may open: serve it with --workers 1, or move it to a Milvus server "
+            "(qa index --store milvus://HOST:PORT/COLLECTION)."
+        )
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -284,6 +284,18 @@ def test_ask_and_status_read_the_store_from_the_manifest(store: str, here: Path)
     assert runner.invoke(app, ["index"]).exit_code == 0
     [answer] = engine.ask(["Falcon 9 boosters"], k=1).answers
     assert engine.generation == "g000002" and "Falcon" in answer.hits[0].chunk.text
+    # qa serve: one worker for a Lite file (one process at a time opens it), and a clear error
+    # for more; a server's index gets the usual one a core
+    from qa.errors import InputError
+    from qa.workers import check_workers, default_workers
+
+    index = Settings.resolve().index
+    if store.startswith("milvus-lite:"):
+        assert default_workers(index) == 1
+        with pytest.raises(InputError, match="--workers 1"):
+            check_workers(index, 2)
+    else:
+        check_workers(index, 2)
 
 
 @pytest.mark.parametrize(
