@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -341,27 +340,3 @@ def test_without_pymilvus_the_error_says_what_to_install(
     result = runner.invoke(app, ["index", "--store", "milvus-lite:v.db"])
     assert result.exit_code == 1
     assert "pip install 'qa[milvus]'" in result.output and "Traceback" not in result.output
-
-
-def test_asking_a_faiss_index_never_imports_pymilvus(tmp_path: Path) -> None:
-    (tmp_path / "corpus").mkdir()
-    (tmp_path / "corpus" / "a.txt").write_text("Some text that is long enough to be a passage.")
-    code = (
-        "import sys, json\nfrom tests.conftest import FakeEmbedder\nfrom qa.config import "
-        "Settings\nfrom qa.indexer import build_index\nfrom qa.search import ask\n"
-        "from pathlib import Path\ns = Settings(corpus=Path('corpus'), index=Path('index'))\n"
-        "build_index(s, embedder=FakeEmbedder())\n"
-        "ask(s, ['passage'], embedder=FakeEmbedder())\n"
-        "print(json.dumps(sorted(sys.modules)))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PYTHONPATH": str(REPO), "PATH": ""},
-    )
-    assert done.returncode == 0, done.stderr
-    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
-    assert "pymilvus" not in loaded and "qa.milvus_store" not in loaded
