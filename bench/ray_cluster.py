@@ -14,9 +14,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,55 +36,17 @@ from qa.evaluate import evaluate_beir  # noqa: E402
 from qa.indexer import build_index  # noqa: E402
 from qa.runtime import OnnxEmbedder  # noqa: E402
 from qa.store import load_index  # noqa: E402
+from tests.ray_cluster import head  # noqa: E402
 
 OUT = BENCH / "results" / "ray.md"
-RAY = Path(sys.executable).parent / "ray"
-
-
-def sigint_default() -> None:
-    """In the child: SIGINT stops `ray start --block` even when this process ignores it (a
-    background job's does), so the cluster can be stopped the way it wants to be."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
 def cluster(cpus: int, temp: Path) -> Iterator[str]:
-    """A `ray start --head` cluster of `cpus` CPUs on 127.0.0.1; its address."""
-    folder = Path(tempfile.mkdtemp(prefix=f"ray{cpus}-", dir=temp))
-    port = free_port()
-    # fmt: off
-    command = [
-        str(RAY), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-        "--port", str(port), "--num-cpus", str(cpus), "--include-dashboard", "false",
-        "--ray-client-server-port", str(free_port()),
-        "--dashboard-agent-listen-port", str(free_port()), "--temp-dir", str(folder),
-        "--disable-usage-stats",
-    ]
-    # fmt: on
-    log = folder / "start.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=sigint_default,
-        )
-        try:
-            while b"Ray runtime started" not in log.read_bytes():
-                if process.poll() is not None:
-                    raise SystemExit(log.read_text())
-                time.sleep(0.2)
-            yield f"127.0.0.1:{port}"
-        finally:
-            process.send_signal(signal.SIGINT)  # --block stops its cluster on SIGINT
-            process.wait(timeout=60)
+    """A `ray start --head` cluster of `cpus` CPUs on 127.0.0.1 (tests.ray_cluster); its
+    address."""
+    with head(cpus, Path(tempfile.mkdtemp(prefix=f"ray{cpus}-", dir=temp))) as (address, _):
+        yield address
 
 
 def busy() -> tuple[float, float]:

@@ -9,7 +9,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ from qa.search import ask
 from qa.store import load_index
 
 from .conftest import REPO, generation
+from .milvus_server import free_port
+from .ray_cluster import head
 
 pytestmark = pytest.mark.model
 
@@ -43,18 +44,6 @@ WORDS = (
     "market winter barley chapel tide cliff lantern boat net village school baker clock "
     "tower road mountain pass snow valley shepherd wool loom copper mine railway station"
 ).split()
-
-
-def sigint_default() -> None:
-    """In the child: SIGINT stops `ray start --block` even when this process ignores it (a
-    background job's does), so the cluster can be stopped the way it wants to be."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -88,66 +77,9 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A Ray cluster of 2 CPUs on 127.0.0.1, for this module; stopped (bounded) at its end.
-    Token authentication is off: nothing but this test can reach it, and a token would be
-    written to ~/.ray."""
-    temp = tmp_path_factory.mktemp("ray")
-    port = free_port()
-    ray = Path(sys.executable).parent / "ray"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    # fmt: off
-    command = [
-        str(ray), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-        "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false",
-        "--ray-client-server-port", str(free_port()),
-        "--dashboard-agent-listen-port", str(free_port()), "--temp-dir", str(temp),
-        "--disable-usage-stats",
-    ]
-    # fmt: on
-    log = (temp / "start.log").open("wb")
-    process = subprocess.Popen(
-        command,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=sigint_default,
-    )
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
-    os.environ.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
-    try:
-        deadline = time.monotonic() + 90
-        while b"Ray runtime started" not in (temp / "start.log").read_bytes():
-            assert process.poll() is None, (temp / "start.log").read_text()
-            assert time.monotonic() < deadline, "ray start took over 90 s"
-            time.sleep(0.2)
-        yield Cluster(f"127.0.0.1:{port}", process)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        process.send_signal(signal.SIGINT)  # --block stops the cluster on Ctrl-C (SIGTERM: no)
-        try:
-            process.wait(timeout=30)
-        finally:
-            for pid in session(process.pid):  # whatever outlived it, of its own session only
-                os.kill(pid, signal.SIGKILL)
-            process.wait(timeout=10)
-            log.close()
-
-
-def session(sid: int) -> list[int]:
-    """The processes of session sid (what `ray start` started in the one it leads)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and os.getsid(int(entry.name)) == sid:
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
+    """A Ray cluster of 2 CPUs on 127.0.0.1, for this module; stopped (bounded) at its end."""
+    with head(2, tmp_path_factory.mktemp("ray")) as (address, process):
+        yield Cluster(address, process)
 
 
 def write_corpus(root: Path, edition: int = 0, changed: range = range(0)) -> None:
