@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,11 @@ def single_process_store(index_dir: Path) -> str | None:
         uri = str(read_manifest(index_dir).extra.get("store", {}).get("uri", ""))
     except (QAError, AttributeError):
         return None  # no index, or damaged: the worker that opens it says so
-    return uri if uri.startswith("milvus-lite:") else None
+    if not uri:
+        return None  # FAISS files: any number of processes read them
+    from qa.milvus_store import parse_uri
+
+    return uri if parse_uri(uri).lite else None
 
 
 def check_workers(index_dir: Path, workers: int) -> None:
@@ -103,7 +107,6 @@ def bind(host: str, port: int) -> socket.socket:
 class Worker:
     process: subprocess.Popen[bytes]
     report: int  # the read end of the pipe the worker reports on
-    started: float = field(default_factory=time.monotonic)
 
 
 def start(sock: socket.socket) -> Worker:
