@@ -102,7 +102,7 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         version=_version(),
     )
 
-    if token is not None:  # a middleware costs every request about a millisecond: only then
+    if token is not None:  # a middleware wraps every request: only when there is a token
 
         @app.middleware("http")
         async def bearer(request: Request, call_next: Callable[[Request], Any]) -> Response:
